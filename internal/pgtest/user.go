@@ -1,0 +1,97 @@
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+)
+
+// User is the OS user the servers run as.
+type User struct {
+	Name     string
+	UID, GID int
+}
+
+// OSUser returns the user servers run as: PGSTAGE_PG_USER (default
+// "postgres") when the tests run as root, else the current user.
+func OSUser(tb testing.TB) User {
+	tb.Helper()
+	u, err := osUser()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
+}
+
+func osUser() (User, error) {
+	if os.Geteuid() != 0 {
+		cur, err := user.Current()
+		if err != nil {
+			return User{}, err
+		}
+		return User{Name: cur.Username, UID: os.Geteuid(), GID: os.Getegid()}, nil
+	}
+	name := os.Getenv(EnvUser)
+	if name == "" {
+		name = "postgres"
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return User{}, fmt.Errorf("pgtest: running as root, PostgreSQL needs an unprivileged OS user %q: %w (create it, or set %s)", name, err, EnvUser)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return User{Name: name, UID: uid, GID: gid}, nil
+}
+
+// TempDir returns a new directory with a short path under the system temp
+// directory (Unix socket paths are limited to about 100 bytes), owned by the
+// OS user, and removed when the test ends.
+func TempDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "pgs")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	Chown(tb, dir)
+	return dir
+}
+
+// Chown hands path and everything below it to the OS user. It does nothing
+// when the tests do not run as root.
+func Chown(tb testing.TB, path string) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	u := OSUser(tb)
+	err := filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, u.UID, u.GID)
+	})
+	if err != nil {
+		tb.Fatalf("pgtest: chown %s to %s: %v", path, u.Name, err)
+	}
+}
+
+// Command returns a command that runs as the OS user (see OSUser).
+func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if os.Geteuid() == 0 {
+		if u, err := osUser(); err == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID)}}
+			cmd.Env = append(os.Environ(), "HOME="+os.TempDir(), "USER="+u.Name)
+		}
+	}
+	return cmd
+}
