@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,38 +44,6 @@ type Primary struct {
 	TablespaceDir string
 }
 
-var (
-	templatesMu sync.Mutex
-	templates   = map[int]string{}
-)
-
-// template returns a data directory made by initdb for major, made once per
-// test process and copied for each primary: initdb costs seconds, a copy
-// milliseconds.
-func template(t *testing.T, major int) string {
-	t.Helper()
-	templatesMu.Lock()
-	defer templatesMu.Unlock()
-	if dir, ok := templates[major]; ok {
-		return dir
-	}
-	base, err := os.MkdirTemp("", "pgstpl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	Chown(t, base)
-	dir := filepath.Join(base, "data")
-	bin := BinDir(t, major)
-	out, err := Command(context.Background(), filepath.Join(bin, "initdb"),
-		"-D", dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N").CombinedOutput()
-	if err != nil {
-		os.RemoveAll(base)
-		t.Fatalf("pgtest: initdb %d: %v\n%s", major, err, out)
-	}
-	templates[major] = dir
-	return dir
-}
-
 // StartPrimary starts a primary of major in a new temporary directory, on a
 // free port, ready to serve replication: wal_level replica, WAL senders and
 // slots, a replication role that logs in with a password (scram-sha-256) and
@@ -102,8 +68,12 @@ func StartPrimary(t *testing.T, major int, opts Options) *Primary {
 	p.SocketDir = base
 	p.DataDir = filepath.Join(base, "data")
 	p.LogFile = filepath.Join(base, "server.log")
-	if out, err := exec.Command("cp", "-a", template(t, major), p.DataDir).CombinedOutput(); err != nil {
-		t.Fatalf("pgtest: copy template: %v\n%s", err, out)
+	// A fresh initdb per primary (under a second) gives each its own system
+	// identifier, which tests of "this backup is not from this source" need.
+	out, err := Command(context.Background(), filepath.Join(p.BinDir, "initdb"),
+		"-D", p.DataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pgtest: initdb %d: %v\n%s", major, err, out)
 	}
 
 	var conf strings.Builder
@@ -133,7 +103,6 @@ func StartPrimary(t *testing.T, major int, opts Options) *Primary {
 		p.stop("immediate")
 	})
 
-	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		p.Port = freePort(t)
 		if err = p.start(); err == nil {
