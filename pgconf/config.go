@@ -1,0 +1,391 @@
+package pgconf
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+const (
+	// MainFileName is the configuration file the server reads from its data
+	// directory unless told otherwise.
+	MainFileName = "postgresql.conf"
+	// AutoFileName is the file ALTER SYSTEM writes; the server reads it from
+	// the data directory after the main file, so it wins.
+	AutoFileName = "postgresql.auto.conf"
+	// maxDepth is the deepest include nesting the server accepts.
+	maxDepth = 10
+)
+
+// Setting is one name = value line.
+type Setting struct {
+	Name  string // as written in the file
+	Value string // with quotes and escapes resolved, as the server sees it
+	File  string // absolute path
+	Line  int    // 1-based
+}
+
+// Entry is one row of the server's reading of the files, as the
+// pg_file_settings view shows it: a setting, or an error row (empty Name)
+// for a syntax error or an include that could not be followed.
+type Entry struct {
+	Setting
+	Applied bool   // the setting is the one in effect for its name
+	Error   string // pg_file_settings.error, "" when none
+}
+
+// OverridePolicy says what Set does when the setting in effect comes from
+// another file than the main configuration file.
+type OverridePolicy int
+
+const (
+	// EditEffective edits the line in effect, wherever it is (an included
+	// file or postgresql.auto.conf), so that the edit takes effect.
+	EditEffective OverridePolicy = iota
+	// RefuseOverridden makes Set return an [OverriddenError] and change
+	// nothing when the line in effect is not in the main file.
+	RefuseOverridden
+)
+
+// Config is a configuration as the server reads it: the main file, the
+// files it includes, then postgresql.auto.conf.
+type Config struct {
+	// Overrides chooses how Set treats a setting in effect outside the
+	// main file; the zero value is EditEffective.
+	Overrides OverridePolicy
+
+	mainPath string
+	dataDir  string
+	main     *File
+	auto     *File // nil when there is none
+	files    []*File
+	byPath   map[string]*File
+	readErr  map[string]error
+	incs     map[*File]map[int]*include
+
+	stale     bool
+	entries   []entry
+	mainOK    bool
+	autoStart int // index in entries where postgresql.auto.conf begins
+	walkErrs  []error
+}
+
+// include is a resolved include directive.
+type include struct {
+	kind   string // include, include_if_exists or include_dir (lower case)
+	target string // absolute path
+	files  []string
+	err    error // the directory could not be read
+}
+
+// entry is an Entry with the line it comes from.
+type entry struct {
+	Entry
+	file *File
+	line int // index in file.lines; -1 for error rows without a line
+}
+
+// Load reads the configuration at path: a data directory (its
+// postgresql.conf, then its postgresql.auto.conf) or a configuration file
+// (then the postgresql.auto.conf of the data_directory it sets, or of its
+// own directory). Includes are followed as the server follows them.
+//
+// When the server would reject the configuration (syntax errors, an
+// include that cannot be followed) the error joins every problem and the
+// Config is returned as well, as go/parser does, so it can be inspected or
+// repaired. A missing main file is an error with a nil Config.
+func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("pgconf: %w", err)
+	}
+	c := &Config{
+		byPath:  map[string]*File{},
+		readErr: map[string]error{},
+		incs:    map[*File]map[int]*include{},
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("pgconf: could not open configuration file: %w", err)
+	}
+	if st.IsDir() {
+		c.dataDir = abs
+		c.mainPath = filepath.Join(abs, MainFileName)
+	} else {
+		c.mainPath = abs
+	}
+	c.main = c.read(c.mainPath)
+	if c.main == nil {
+		return nil, fmt.Errorf("pgconf: could not open configuration file \"%s\": %w", c.mainPath, c.readErr[c.mainPath])
+	}
+	if c.dataDir == "" {
+		c.dataDir = filepath.Dir(c.mainPath)
+		c.refresh()
+		if s, ok := c.Get("data_directory"); ok && s.File != "" {
+			dir := s.Value
+			if !filepath.IsAbs(dir) {
+				dir = filepath.Join(filepath.Dir(s.File), dir)
+			}
+			c.dataDir = filepath.Clean(dir)
+		}
+	}
+	autoPath := filepath.Join(c.dataDir, AutoFileName)
+	c.auto = c.read(autoPath)
+	c.stale = true
+	return c, c.Err()
+}
+
+// read parses the file at path once, with the includes it names.
+func (c *Config) read(path string) *File {
+	if f, ok := c.byPath[path]; ok {
+		return f
+	}
+	if _, failed := c.readErr[path]; failed {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.readErr[path] = err
+		return nil
+	}
+	f, _ := Parse(path, data)
+	c.byPath[path] = f
+	c.files = append(c.files, f)
+	for i := range f.lines {
+		l := &f.lines[i]
+		if l.kind != lineSetting || !isDirective(l.name) {
+			continue
+		}
+		inc := &include{kind: strings.ToLower(l.name), target: absLocation(l.value, path)}
+		if c.incs[f] == nil {
+			c.incs[f] = map[int]*include{}
+		}
+		c.incs[f][i] = inc
+		if inc.kind == "include_dir" {
+			inc.files, inc.err = confFilesInDir(inc.target)
+			for _, name := range inc.files {
+				c.read(name)
+			}
+		} else {
+			c.read(inc.target)
+		}
+	}
+	return f
+}
+
+// absLocation resolves a path named in the file calling, as the server's
+// AbsoluteConfigLocation does.
+func absLocation(location, calling string) string {
+	if filepath.IsAbs(location) {
+		return location
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(calling), location))
+}
+
+// confFilesInDir lists what include_dir reads: files (not directories) whose
+// names end in ".conf", do not start with "." and are at least 6 bytes
+// long, sorted by byte value.
+func confFilesInDir(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir) // sorted by name
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, de := range des {
+		n := de.Name()
+		if len(n) < 6 || n[0] == '.' || !strings.HasSuffix(n, ".conf") {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		st, err := os.Stat(p)
+		if err != nil {
+			return out, &fs.PathError{Op: "stat", Path: p, Err: err}
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// refresh recomputes the server's reading after a load or an edit.
+func (c *Config) refresh() {
+	c.entries = c.entries[:0]
+	c.walkErrs = nil
+	c.mainOK = c.walk(c.main, c.main.Path, 0, "", 0)
+	c.autoStart = len(c.entries)
+	if c.auto != nil {
+		c.walk(c.auto, c.auto.Path, 0, "", 0)
+	}
+	last := map[string]int{}
+	for i := range c.entries {
+		e := &c.entries[i]
+		e.Applied = false
+		if e.Name != "" {
+			last[strings.ToLower(e.Name)] = i
+		}
+	}
+	ok := c.mainOK && len(c.walkErrs) == 0
+	if ok {
+		for _, i := range last {
+			c.entries[i].Applied = true
+		}
+	}
+	c.stale = false
+}
+
+func (c *Config) ensure() {
+	if c.stale {
+		c.refresh()
+	}
+}
+
+// walk follows ParseConfigFile as pg_file_settings runs it: a file is
+// abandoned at its first syntax error, an include that cannot be followed
+// leaves an error row at the directive and parsing goes on.
+func (c *Config) walk(f *File, path string, depth int, calling string, callingLine int) bool {
+	if depth > maxDepth {
+		c.errorRow(calling, callingLine, "nesting depth exceeded",
+			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrNestingDepth})
+		return false
+	}
+	ok := true
+	for i := range f.lines {
+		l := &f.lines[i]
+		switch l.kind {
+		case lineError:
+			se := f.syntaxError(i)
+			c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{File: f.Path, Line: se.Line}, Error: "syntax error"}, file: f, line: i})
+			c.walkErrs = append(c.walkErrs, se)
+			return false
+		case lineSetting:
+			inc := c.incs[f][i]
+			if inc == nil {
+				c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{Name: l.name, Value: l.value, File: f.Path, Line: i + 1}}, file: f, line: i})
+				continue
+			}
+			if !c.walkInclude(f, i, inc, depth+1) {
+				ok = false
+			}
+		}
+	}
+	return ok
+}
+
+func (c *Config) walkInclude(f *File, i int, inc *include, depth int) bool {
+	switch inc.kind {
+	case "include_dir":
+		if inc.err != nil {
+			c.errorRow(f.Path, i+1, "could not open directory \""+inc.target+"\"",
+				&IncludeError{File: f.Path, Line: i + 1, Target: inc.target, Err: inc.err})
+			return false
+		}
+		for _, p := range inc.files {
+			if !c.walkFile(p, true, depth, f.Path, i+1) {
+				return false
+			}
+		}
+		return true
+	case "include":
+		return c.walkFile(inc.target, true, depth, f.Path, i+1)
+	default:
+		return c.walkFile(inc.target, false, depth, f.Path, i+1)
+	}
+}
+
+func (c *Config) walkFile(path string, strict bool, depth int, calling string, callingLine int) bool {
+	if depth > maxDepth {
+		c.errorRow(calling, callingLine, "nesting depth exceeded",
+			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrNestingDepth})
+		return false
+	}
+	f := c.byPath[path]
+	if f == nil {
+		if !strict {
+			return true
+		}
+		c.errorRow(calling, callingLine, "could not open file \""+path+"\"",
+			&IncludeError{File: calling, Line: callingLine, Target: path, Err: c.readErr[path]})
+		return false
+	}
+	return c.walk(f, path, depth, calling, callingLine)
+}
+
+func (c *Config) errorRow(file string, line int, msg string, err error) {
+	c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{File: file, Line: line}, Error: msg}, line: -1})
+	c.walkErrs = append(c.walkErrs, err)
+}
+
+// Err returns what the server would reject in the configuration as one
+// joined error: every syntax error of every file read, every include that
+// cannot be followed. It is nil for a configuration the server accepts.
+func (c *Config) Err() error {
+	c.ensure()
+	var errs []error
+	for _, f := range c.files {
+		if err := f.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, err := range c.walkErrs {
+		var ie *IncludeError
+		if errors.As(err, &ie) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Entries returns the server's reading of the configuration as the
+// pg_file_settings view shows it, in the same order. When the main file
+// has errors, postgresql.auto.conf is not read, as by the server.
+func (c *Config) Entries() []Entry {
+	c.ensure()
+	n := len(c.entries)
+	if !c.mainOK {
+		n = c.autoStart
+	}
+	out := make([]Entry, n)
+	for i := range out {
+		out[i] = c.entries[i].Entry
+	}
+	return out
+}
+
+// Get returns the setting in effect for name (case-insensitive): the last
+// occurrence in the order the server reads the files.
+func (c *Config) Get(name string) (Setting, bool) {
+	if i := c.effective(name); i >= 0 {
+		return c.entries[i].Setting, true
+	}
+	return Setting{}, false
+}
+
+func (c *Config) effective(name string) int {
+	c.ensure()
+	for i := len(c.entries) - 1; i >= 0; i-- {
+		if e := &c.entries[i]; e.Name != "" && strings.EqualFold(e.Name, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// MainFile returns the main configuration file.
+func (c *Config) MainFile() *File { return c.main }
+
+// AutoFile returns postgresql.auto.conf, or nil when there is none.
+func (c *Config) AutoFile() *File { return c.auto }
+
+// Files returns every file read, in the order first read.
+func (c *Config) Files() []*File {
+	out := make([]*File, len(c.files))
+	copy(out, c.files)
+	return out
+}
+
+// DataDir returns the data directory whose postgresql.auto.conf is read.
+func (c *Config) DataDir() string { return c.dataDir }

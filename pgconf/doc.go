@@ -1,0 +1,41 @@
+// Package pgconf reads and edits PostgreSQL configuration files
+// (postgresql.conf and the files it includes, postgresql.auto.conf)
+// without disturbing a byte the edit does not need to change.
+//
+// # Grammar
+//
+// [Parse] reads a file with the grammar of the server's own scanner,
+// guc-file.l: "name = value", "name value" or "name=value"; names are
+// case-insensitive and may hold one dot (pg_stat_statements.max); values
+// are quoted strings (doubled quotes and backslash escapes), numbers with units
+// (128MB, 5min), identifiers or unquoted strings; # starts a comment outside
+// quotes. Tokens are matched as flex matches them, longest first, so
+// values that look reasonable but the server rejects (1e5, a.b.c) are
+// syntax errors here too, reported as the server reports them, with file,
+// line and the token near the error ([SyntaxError]). [File.Bytes] gives
+// back exactly the bytes parsed, whatever they were.
+//
+// # The effective view
+//
+// [Load] reads a data directory or a configuration file as the server
+// does: include, include_if_exists and include_dir (its .conf files in
+// name order) are followed from the including file's directory, nested at
+// most 10 deep (which is how include cycles end), and postgresql.auto.conf
+// is read last. [Config.Get] answers which value is in effect and from
+// which file and line; [Config.Entries] gives the rows the pg_file_settings
+// view would show.
+//
+// # Edits
+//
+// [Config.Set] edits the line in effect in place (keeping its spacing and
+// trailing comment), wherever it is, so that the edit takes effect; or,
+// with [RefuseOverridden], reports a setting that lives outside the main
+// file. A name set nowhere replaces its commented template line
+// ("#port = 5432") in the main file, else goes into a marked block at the
+// end of it. [Config.Comment] comments out every line setting a name in
+// every file read, marking each line with [CommentMark] so that
+// [Config.Uncomment] restores it exactly. Values are quoted with [Quote]
+// when they need it. Every edit reports whether it changed anything, and
+// [Config.Save] writes the changed files atomically, keeping their mode and
+// owner.
+package pgconf

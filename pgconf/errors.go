@@ -1,0 +1,102 @@
+package pgconf
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+var (
+	// ErrSyntax is wrapped by every [SyntaxError].
+	ErrSyntax = errors.New("pgconf: syntax error")
+	// ErrNestingDepth is wrapped by an [IncludeError] for an include nested
+	// deeper than the server allows (which is how include cycles end).
+	ErrNestingDepth = errors.New("pgconf: maximum nesting depth exceeded")
+	// ErrInvalidName is returned by edits given a name that the server's
+	// grammar cannot read as a parameter name, or an include directive.
+	ErrInvalidName = errors.New("pgconf: invalid parameter name")
+	// ErrInvalidValue is returned by edits given a value that no
+	// configuration file can carry (one holding a zero byte).
+	ErrInvalidValue = errors.New("pgconf: invalid value")
+	// ErrOverridden is wrapped by an [OverriddenError].
+	ErrOverridden = errors.New("pgconf: setting is overridden by a later file")
+	// ErrInvalidSetting is wrapped by every [InvalidSettingError].
+	ErrInvalidSetting = errors.New("pgconf: invalid setting")
+)
+
+// SyntaxError is a line the server would reject, reported as the server
+// reports it: file, line and the token near the error.
+type SyntaxError struct {
+	File  string
+	Line  int
+	Near  string // text of the offending token; empty when AtEOL
+	AtEOL bool   // the line ended where a token was needed
+}
+
+func (e *SyntaxError) Error() string {
+	if e.AtEOL {
+		return "pgconf: syntax error in file \"" + e.File + "\" line " + itoa(e.Line) + ", near end of line"
+	}
+	return "pgconf: syntax error in file \"" + e.File + "\" line " + itoa(e.Line) + ", near token \"" + e.Near + "\""
+}
+
+func (e *SyntaxError) Unwrap() error { return ErrSyntax }
+
+// IncludeError is an include, include_if_exists or include_dir directive
+// the server could not follow.
+type IncludeError struct {
+	File   string // file holding the directive
+	Line   int
+	Target string // absolute path of the file or directory named
+	Err    error  // the open error, or ErrNestingDepth
+}
+
+func (e *IncludeError) Error() string {
+	what := "configuration file"
+	if e.Err == ErrNestingDepth {
+		return "pgconf: could not open " + what + " \"" + e.Target + "\": maximum nesting depth exceeded (included from \"" + e.File + "\" line " + itoa(e.Line) + ")"
+	}
+	return "pgconf: could not open " + what + " \"" + e.Target + "\" (included from \"" + e.File + "\" line " + itoa(e.Line) + "): " + e.Err.Error()
+}
+
+func (e *IncludeError) Unwrap() error { return e.Err }
+
+// OverriddenError reports a Set refused under [RefuseOverridden]: the
+// setting in effect lives in another file than the main configuration file.
+type OverriddenError struct {
+	Name string
+	File string // where the setting in effect is
+	Line int
+}
+
+func (e *OverriddenError) Error() string {
+	return "pgconf: " + e.Name + " is set in \"" + e.File + "\" line " + itoa(e.Line) + ", which overrides the main configuration file"
+}
+
+func (e *OverriddenError) Unwrap() error { return ErrOverridden }
+
+// InvalidSettingError is one setting a server binary would reject.
+type InvalidSettingError struct {
+	Name, Value string
+	File        string // empty when the value has not been written yet
+	Line        int
+	Reason      string // what is wrong, with the allowed values
+}
+
+func (e *InvalidSettingError) Error() string {
+	var b strings.Builder
+	b.WriteString("pgconf: ")
+	b.WriteString(e.Name)
+	if e.Value != "" || e.Reason != "unrecognized configuration parameter" {
+		b.WriteString(" = \"" + e.Value + "\"")
+	}
+	if e.File != "" {
+		b.WriteString(" (\"" + e.File + "\" line " + itoa(e.Line) + ")")
+	}
+	b.WriteString(": " + e.Reason)
+	return b.String()
+}
+
+func (e *InvalidSettingError) Unwrap() error { return ErrInvalidSetting }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,174 @@
+package pgconf
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+)
+
+// maxSyntaxErrors is where the server gives up on a file.
+const maxSyntaxErrors = 100
+
+type lineKind uint8
+
+const (
+	lineBlank   lineKind = iota // empty, white space or comment only
+	lineSetting                 // name [=] value (include directives too)
+	lineError                   // a syntax error
+)
+
+// line is one physical line of a file. Tokens never span lines in the
+// server's grammar, so a file is parsed line by line.
+type line struct {
+	raw       []byte // the bytes of the line, newline included
+	kind      lineKind
+	name      string // as written
+	value     string // decoded
+	valStart  int    // value token in raw
+	valEnd    int
+	quoted    bool
+	errNear   string // syntax error: token text
+	errAtEOL  bool
+	errPrevNo bool // error reported on the line before (end of file without newline)
+}
+
+func (l *line) content() []byte { return bytes.TrimSuffix(l.raw, []byte("\n")) }
+
+// parseLine runs the server's per-line grammar on raw.
+func parseLine(raw []byte) line {
+	l := line{raw: raw}
+	s := l.content()
+	hasNL := len(s) < len(raw)
+	fail := func(t token) line {
+		l.kind = lineError
+		if t.kind == tokEnd {
+			l.errAtEOL = true
+			l.errPrevNo = !hasNL
+		} else {
+			l.errNear = string(s[t.start:t.end])
+		}
+		return l
+	}
+	t := scanToken(s, 0)
+	if t.kind == tokEnd {
+		return l
+	}
+	if t.kind != tokID && t.kind != tokQualifiedID {
+		return fail(t)
+	}
+	l.name = string(s[t.start:t.end])
+	t = scanToken(s, t.end)
+	if t.kind == tokEquals {
+		t = scanToken(s, t.end)
+	}
+	switch t.kind {
+	case tokID, tokString, tokInteger, tokReal, tokUnquoted:
+	default:
+		return fail(t)
+	}
+	v := t
+	if t = scanToken(s, v.end); t.kind != tokEnd {
+		return fail(t)
+	}
+	l.kind = lineSetting
+	l.valStart, l.valEnd = v.start, v.end
+	if v.kind == tokString {
+		l.quoted = true
+		l.value = unquote(s[v.start:v.end])
+	} else {
+		l.value = string(s[v.start:v.end])
+	}
+	return l
+}
+
+// File is one configuration file, kept byte for byte: Bytes gives back
+// exactly what Parse was given until an edit changes a line.
+type File struct {
+	// Path names the file in errors and in [Setting.File].
+	Path    string
+	lines   []line
+	changed bool
+}
+
+// Parse reads data with the grammar of the server's guc-file.l. The File is
+// returned even when the error (all [SyntaxError]s, joined) is not nil, so
+// that a file the server would reject can still be shown or repaired.
+func Parse(name string, data []byte) (*File, error) {
+	f := &File{Path: name}
+	n := bytes.Count(data, []byte("\n")) + 1
+	f.lines = make([]line, 0, n)
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			i = len(data) - 1
+		}
+		f.lines = append(f.lines, parseLine(data[:i+1:i+1]))
+		data = data[i+1:]
+	}
+	return f, f.Err()
+}
+
+// Bytes returns the file's contents, edits included.
+func (f *File) Bytes() []byte {
+	n := 0
+	for i := range f.lines {
+		n += len(f.lines[i].raw)
+	}
+	b := make([]byte, 0, n)
+	for i := range f.lines {
+		b = append(b, f.lines[i].raw...)
+	}
+	return b
+}
+
+// Changed reports whether an edit changed the file since it was parsed or
+// last saved.
+func (f *File) Changed() bool { return f.changed }
+
+// Err returns the file's syntax errors joined, at most as many as the server
+// reports before abandoning a file, or nil.
+func (f *File) Err() error {
+	var errs []error
+	for i := range f.lines {
+		if e := f.syntaxError(i); e != nil {
+			errs = append(errs, e)
+			if len(errs) == maxSyntaxErrors {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f *File) syntaxError(i int) *SyntaxError {
+	l := &f.lines[i]
+	if l.kind != lineError {
+		return nil
+	}
+	e := &SyntaxError{File: f.Path, Line: i + 1, Near: l.errNear, AtEOL: l.errAtEOL}
+	if l.errPrevNo {
+		e.Line-- // the server counts the line only when it sees its newline
+	}
+	return e
+}
+
+// Settings lists the file's settings in order, include directives
+// included, as the file alone says them (no include is followed).
+func (f *File) Settings() []Setting {
+	var out []Setting
+	for i := range f.lines {
+		if l := &f.lines[i]; l.kind == lineSetting {
+			out = append(out, Setting{Name: l.name, Value: l.value, File: f.Path, Line: i + 1})
+		}
+	}
+	return out
+}
+
+// isDirective reports whether name is one of the include directives.
+func isDirective(name string) bool {
+	switch strings.ToLower(name) {
+	case "include", "include_if_exists", "include_dir":
+		return true
+	}
+	return false
+}
