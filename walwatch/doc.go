@@ -1,0 +1,96 @@
+// Package walwatch watches a PostgreSQL standby's logs and reports, within
+// a fraction of a second, when streaming replication stops, why, and when it
+// resumes.
+//
+// The original product read the staging server's log once a minute; walwatch
+// follows the log directory with fsnotify (plus a periodic poll as a safety
+// net, or alone for network file systems), reads whole records in every log
+// format, classifies them with one catalogue of PostgreSQL 9.4-18 messages
+// and turns them into events through a small state machine.
+//
+// # Use
+//
+//	w, err := walwatch.New(walwatch.Config{LogDir: "/staging/data/log"})
+//	if err != nil { ... }
+//	defer w.Close()
+//	for ev := range w.Events() {
+//		if ev.Kind == walwatch.KindFault {
+//			log.Printf("replication stopped: %s (%s)", ev.Reason, ev.Message)
+//		}
+//	}
+//
+// [New] starts a goroutine and returns at once. [Watcher.Events] and
+// [Watcher.Errors] deliver events and non-fatal errors; [Watcher.Close]
+// stops the goroutine, closes both channels and may be called more than
+// once. [Watcher.State] answers the current [State] at any moment and
+// [Watcher.Position] where to resume.
+//
+// # Start modes
+//
+// [StartLive] (the default) follows from the end of the logs, after reading
+// back the current file silently to learn the present state: if replication
+// was already down when the watcher started, the first event is that Fault
+// (with the log time and line of the record that began the outage); if it
+// was streaming, the first event is Streaming. [StartReplay] reads every
+// file from its start and closes Events after the last record.
+// [StartResume] continues from a saved [Position]: a file identity (device
+// and inode) and an offset just after a complete record, with the state
+// there. Every Event carries the Position after its record, so an embedding
+// process that saves the Position of the last event it handled neither
+// misses nor repeats events when it restarts.
+//
+// # Following files
+//
+// The watcher follows the directory, not a file: rotation to a new name,
+// truncation (log_truncate_on_rotation, copytruncate), deletion and
+// re-creation, and a name that now belongs to another file (told apart by
+// device and inode) are all handled. Files are read oldest first (by
+// modification time), so an old file is read to its end before the next.
+// A partial last line is held until its newline arrives. Lines longer than
+// [MaxLine] (1 MiB) are cut and end with [CutMarker]. An fsnotify queue
+// overflow causes a full rescan, as does every poll ([Config.PollInterval],
+// default one minute; [Config.PollOnly] disables fsnotify for NFS).
+//
+// # Records
+//
+// A [Record] is a whole log record. In stderr logs a line that starts with
+// log_line_prefix (compiled from [Config.Prefix], read from the data
+// directory's configuration, or sniffed) begins a record; tab-led
+// continuation lines, DETAIL and HINT lines of the same process and lines
+// without a prefix or severity belong to it; unprefixed text with a
+// severity (a WARNING relayed from the primary by libpq) is a relayed
+// record of its own and never classified. csvlog rows are framed by quote
+// parity and parsed with encoding/csv (23, 24 or 26 columns); jsonlog
+// objects are read by key. [NewReader] exposes the readers for one file.
+//
+// # Classification
+//
+// One catalogue of English messages, each with the versions it appears in,
+// maps records to streaming, faults with a [Reason], and staging lifecycle
+// (shutdown requested, shut down, ready, crashed, promoted). The end-of-WAL
+// noise of the WAL reader ("invalid record length at ...") is ignored.
+// Where the record carries a SQLSTATE and a backend type (csvlog and jsonlog
+// from 14, or a log_line_prefix with %e and %b) a walreceiver error that is
+// not in the catalogue (a translated lc_messages) is still a fault, with
+// [ReasonUnknown] (or [ReasonAuthRefused] for class 28). Everything else
+// needs lc_messages in English (C, en_US): set it on the staging server.
+//
+// # Events and state
+//
+// The state machine raises one [KindFault] per outage, however many retry
+// lines follow, and [KindRecovered] when streaming resumes. If an open
+// outage turns out to need a resync (WAL removed on the primary) a second
+// Fault with that reason follows. After "WAL segment has already been
+// removed" a restart of streaming that fails again is not a recovery; the
+// state keeps [State.NeedsResync]. "replication terminated by primary
+// server" is a fault only if no timeline switch follows within
+// [Config.TimelineSwitchWait] (or if a fault record comes first). A shutdown
+// of the staging server itself gives [KindShutdownRequested] and
+// [KindShutdown], never a Fault; a walreceiver killed by the shutdown is
+// expected. [Config.Grace] suppresses outages shorter than it.
+//
+// With [Config.ConnString] each Fault, Recovered and Streaming event is
+// confirmed with pg_stat_wal_receiver (its status lands in
+// [Event.Receiver]) and, when the logs tell nothing at start, the initial
+// state is read from the server. The logs stay the trigger.
+package walwatch

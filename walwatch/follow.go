@@ -1,0 +1,306 @@
+package walwatch
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// fileID is a file's identity: a rotated, re-created or renamed file is
+// told apart from the one that had its name.
+type fileID struct{ dev, ino uint64 }
+
+func identity(fi fs.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	}
+	return fileID{}
+}
+
+// tracked is a log file being followed.
+type tracked struct {
+	id        fileID
+	path      string
+	f         *os.File // open while the file may still grow
+	sp        *splitter
+	asm       assembler
+	size      int64
+	mtime     time.Time
+	head      []byte // the file's first bytes, to spot a truncate-and-refill
+	lineKnown bool   // line numbers counted (false for files skipped at start)
+}
+
+// candidate is a directory entry that matches the watched format.
+type candidate struct {
+	path  string
+	id    fileID
+	size  int64
+	mtime time.Time
+}
+
+const headLen = 256
+
+// serverFiles live in a data directory and are never logs.
+var serverFiles = map[string]bool{
+	"current_logfiles": true, "postmaster.pid": true, "postmaster.opts": true, "PG_VERSION": true,
+	"postgresql.conf": true, "postgresql.auto.conf": true, "pg_hba.conf": true, "pg_ident.conf": true,
+	"backup_label": true, "tablespace_map": true, "standby.signal": true, "recovery.signal": true,
+	"recovery.conf": true, "backup_manifest": true,
+}
+
+func (w *Watcher) matches(name string) bool {
+	if w.cfg.Pattern != "" {
+		ok, _ := filepath.Match(w.cfg.Pattern, name)
+		return ok
+	}
+	switch w.format {
+	case FormatCSV:
+		return strings.HasSuffix(name, ".csv")
+	case FormatJSON:
+		return strings.HasSuffix(name, ".json")
+	}
+	if strings.HasPrefix(name, ".") || serverFiles[name] {
+		return false
+	}
+	for _, ext := range []string{".csv", ".json", ".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".tmp", ".swp"} {
+		if strings.HasSuffix(name, ext) {
+			return false
+		}
+	}
+	return true
+}
+
+// list returns the matching regular files, oldest first (by modification
+// time, then name: PostgreSQL never writes an old file again, so reading in
+// this order reads an old file to its end before the next).
+func (w *Watcher) list() ([]candidate, error) {
+	ents, err := os.ReadDir(w.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !w.matches(e.Name()) {
+			continue
+		}
+		p := filepath.Join(w.dir, e.Name())
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		out = append(out, candidate{path: p, id: identity(fi), size: fi.Size(), mtime: fi.ModTime()})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].mtime.Equal(out[j].mtime) {
+			return out[i].mtime.Before(out[j].mtime)
+		}
+		return out[i].path < out[j].path
+	})
+	return out, nil
+}
+
+// track starts following c from offset (0: from the start).
+func (w *Watcher) track(c candidate, offset int64, line int, lineKnown bool) *tracked {
+	t := &tracked{id: c.id, path: c.path, size: offset, mtime: c.mtime, lineKnown: lineKnown}
+	t.reset(w, offset, line)
+	w.files[c.id] = t
+	w.byPath[c.path] = c.id
+	return t
+}
+
+func (t *tracked) reset(w *Watcher, offset int64, line int) {
+	t.asm = newAssembler(w.format, w.prefix, func(r *rawRecord) { w.record(t, r) })
+	t.sp = newSplitter(t.asm, offset, line)
+	if offset == 0 {
+		t.head = nil
+		t.lineKnown = true
+	}
+}
+
+// scan lists the directory and reads every file that changed.
+func (w *Watcher) scan() {
+	cands, err := w.list()
+	if err != nil {
+		w.fail(&FileError{File: w.dir, Op: "list", Err: err})
+		return
+	}
+	seen := make(map[fileID]bool, len(cands))
+	for _, c := range cands {
+		seen[c.id] = true
+		t := w.files[c.id]
+		if t == nil {
+			if old, ok := w.byPath[c.path]; ok {
+				// The same name is now another file: finish the old one.
+				if ot := w.files[old]; ot != nil {
+					w.drop(ot)
+				}
+			}
+			t = w.track(c, 0, 1, true)
+		}
+		if t.path != c.path {
+			delete(w.byPath, t.path)
+			t.path = c.path
+			w.byPath[c.path] = c.id
+		}
+		w.follow(t, c.size, c.mtime)
+	}
+	for id, t := range w.files {
+		if !seen[id] {
+			// Deleted or renamed away: read what is left through the open
+			// descriptor, then forget it.
+			w.drop(t)
+		}
+	}
+	w.closeIdle(cands)
+}
+
+// follow reads t if its size or time changed since the last read.
+func (w *Watcher) follow(t *tracked, size int64, mtime time.Time) {
+	off, _ := t.sp.boundary()
+	if size == t.size && mtime.Equal(t.mtime) && t.sp.next >= size {
+		return
+	}
+	t.mtime = mtime
+	if size < t.sp.next {
+		w.truncated(t)
+	} else if len(t.head) > 0 && off > 0 && !w.sameHead(t) {
+		// Truncated and written past the old offset between two looks.
+		w.truncated(t)
+	}
+	w.read(t)
+}
+
+func (w *Watcher) truncated(t *tracked) {
+	w.log.Info("walwatch: log file truncated, reading it from the start", "file", t.path)
+	t.asm.flush()
+	t.reset(w, 0, 1)
+}
+
+func (w *Watcher) sameHead(t *tracked) bool {
+	if err := w.open(t); err != nil {
+		return true
+	}
+	b := make([]byte, len(t.head))
+	n, _ := t.f.ReadAt(b, 0)
+	return bytes.Equal(b[:n], t.head)
+}
+
+func (w *Watcher) open(t *tracked) error {
+	if t.f != nil {
+		return nil
+	}
+	f, err := os.Open(t.path)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil || identity(fi) != t.id {
+		f.Close()
+		return errors.New("file replaced")
+	}
+	t.f = f
+	return nil
+}
+
+// read reads t from where it stopped to its end.
+func (w *Watcher) read(t *tracked) {
+	if err := w.open(t); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			w.fail(&FileError{File: t.path, Op: "open", Err: err})
+		}
+		return
+	}
+	if !t.lineKnown {
+		w.countLines(t)
+	}
+	for {
+		n, err := t.f.ReadAt(w.buf, t.sp.next)
+		if n > 0 {
+			if len(t.head) < headLen && t.sp.next < headLen {
+				t.head = append(t.head, w.buf[:min(n, headLen-int(t.sp.next))]...)
+			}
+			t.sp.write(w.buf[:n])
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				w.fail(&FileError{File: t.path, Op: "read", Err: err})
+			}
+			break
+		}
+	}
+	t.size = t.sp.next
+	// PostgreSQL writes a record in one write: at the end of what is there,
+	// the record held open for continuation lines is complete.
+	t.asm.flush()
+	w.flushed(t)
+}
+
+// countLines counts the lines before the offset of a file that was skipped
+// at start and has grown since, so that its events carry line numbers.
+func (w *Watcher) countLines(t *tracked) {
+	end, _ := t.sp.boundary()
+	line := 1
+	for off := int64(0); off < end; {
+		n, err := t.f.ReadAt(w.buf[:min(int64(len(w.buf)), end-off)], off)
+		line += bytes.Count(w.buf[:n], []byte{'\n'})
+		off += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	t.sp.line = line
+	t.lineKnown = true
+}
+
+// drop reads the rest of a file that is gone from the directory and stops
+// following it.
+func (w *Watcher) drop(t *tracked) {
+	if t.f != nil {
+		w.read(t)
+		t.f.Close()
+		t.f = nil
+	}
+	delete(w.files, t.id)
+	if w.byPath[t.path] == t.id {
+		delete(w.byPath, t.path)
+	}
+}
+
+// closeIdle closes the descriptors of files that are not the newest: they
+// are reopened (by name and identity) if they ever change.
+func (w *Watcher) closeIdle(cands []candidate) {
+	if len(cands) == 0 {
+		return
+	}
+	newest := cands[len(cands)-1].id
+	for id, t := range w.files {
+		if id != newest && t.f != nil {
+			t.f.Close()
+			t.f = nil
+		}
+	}
+}
+
+// readPaths reads the files named by write events; false if one is not
+// known (a full scan is needed).
+func (w *Watcher) readPaths(paths map[string]bool) bool {
+	for p := range paths {
+		id, ok := w.byPath[p]
+		if !ok {
+			return false
+		}
+		fi, err := os.Stat(p)
+		if err != nil || identity(fi) != id {
+			return false
+		}
+		w.follow(w.files[id], fi.Size(), fi.ModTime())
+	}
+	return true
+}
