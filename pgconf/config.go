@@ -220,21 +220,42 @@ func (c *Config) refresh() {
 	if c.auto != nil {
 		c.walk(c.auto, c.auto.Path, 0, "", 0)
 	}
-	last := map[string]int{}
+	c.markApplied()
+	c.stale = false
+}
+
+// markApplied sets Applied as the server does: when a name comes again, the
+// earlier occurrences spelled exactly the same (the server compares them
+// with strcmp, not case-insensitively) are ignored; nothing is applied when
+// the files have errors. Applied does not decide the value in effect: the
+// last occurrence of a name, whatever its case, wins.
+func (c *Config) markApplied() {
+	ok := c.mainOK && len(c.walkErrs) == 0
+	seen := map[string]bool{}
+	live := map[string][]int{}
 	for i := range c.entries {
 		e := &c.entries[i]
 		e.Applied = false
-		if e.Name != "" {
-			last[strings.ToLower(e.Name)] = i
+		if e.Name == "" {
+			continue
 		}
-	}
-	ok := c.mainOK && len(c.walkErrs) == 0
-	if ok {
-		for _, i := range last {
-			c.entries[i].Applied = true
+		e.Applied = ok
+		if strings.Contains(e.Name, ".") {
+			// A custom (extension) parameter: the server marks duplicates
+			// only of parameters it has a record for, and has none for a
+			// custom name until something defines it.
+			continue
 		}
+		folded := strings.ToLower(e.Name)
+		if seen[folded] {
+			for _, j := range live[e.Name] {
+				c.entries[j].Applied = false
+			}
+			live[e.Name] = live[e.Name][:0]
+		}
+		seen[folded] = true
+		live[e.Name] = append(live[e.Name], i)
 	}
-	c.stale = false
 }
 
 func (c *Config) ensure() {
@@ -300,6 +321,11 @@ func (c *Config) walkFile(path string, strict bool, depth int, calling string, c
 	if depth > maxDepth {
 		c.errorRow(calling, callingLine, "nesting depth exceeded",
 			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrNestingDepth})
+		return false
+	}
+	if path == calling {
+		c.errorRow(calling, callingLine, "configuration file recursion",
+			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrRecursion})
 		return false
 	}
 	f := c.byPath[path]

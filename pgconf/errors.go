@@ -12,6 +12,9 @@ var (
 	// ErrNestingDepth is wrapped by an [IncludeError] for an include nested
 	// deeper than the server allows (which is how include cycles end).
 	ErrNestingDepth = errors.New("pgconf: maximum nesting depth exceeded")
+	// ErrRecursion is wrapped by an [IncludeError] for a file that includes
+	// itself directly.
+	ErrRecursion = errors.New("pgconf: configuration file recursion")
 	// ErrInvalidName is returned by edits given a name that the server's
 	// grammar cannot read as a parameter name, or an include directive.
 	ErrInvalidName = errors.New("pgconf: invalid parameter name")
@@ -52,11 +55,14 @@ type IncludeError struct {
 }
 
 func (e *IncludeError) Error() string {
-	what := "configuration file"
-	if e.Err == ErrNestingDepth {
-		return "pgconf: could not open " + what + " \"" + e.Target + "\": maximum nesting depth exceeded (included from \"" + e.File + "\" line " + itoa(e.Line) + ")"
+	at := " (\"" + e.File + "\" line " + itoa(e.Line) + ")"
+	switch e.Err {
+	case ErrNestingDepth:
+		return "pgconf: could not open configuration file \"" + e.Target + "\": maximum nesting depth exceeded" + at
+	case ErrRecursion:
+		return "pgconf: configuration file recursion in \"" + e.File + "\"" + at
 	}
-	return "pgconf: could not open " + what + " \"" + e.Target + "\" (included from \"" + e.File + "\" line " + itoa(e.Line) + "): " + e.Err.Error()
+	return "pgconf: could not open configuration file \"" + e.Target + "\"" + at + ": " + e.Err.Error()
 }
 
 func (e *IncludeError) Unwrap() error { return e.Err }
