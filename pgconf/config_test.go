@@ -59,7 +59,7 @@ func TestLoadIncludes(t *testing.T) {
 	}
 	assert.Equal(t, []string{
 		"postgresql.conf:port=1:f",
-		"a.conf:port=2:f",
+		"a.conf:port=2:t", // the server ignores earlier lines spelled exactly the same only
 		"b.conf:Port=3:t",
 		"10.conf:shared_buffers=1GB:t",
 		"20.conf:work_mem=8MB:f",
@@ -70,7 +70,9 @@ func TestLoadIncludes(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	dir := writeTree(t, map[string]string{
-		"postgresql.conf": "port = 1\ninclude 'missing.conf'\nself = 1\ninclude 'postgresql.conf'\n",
+		"postgresql.conf": "port = 1\ninclude 'missing.conf'\ninclude 'a.conf'\n",
+		"a.conf":          "include 'postgresql.conf'\n",
+		"self.conf":       "include 'self.conf'\n",
 	})
 	c, err := pgconf.Load(dir)
 	require.Error(t, err)
@@ -89,7 +91,12 @@ func TestLoadErrors(t *testing.T) {
 			lines = append(lines, e.Line)
 		}
 	}
-	assert.Equal(t, []int{2, 4}, lines)
+	assert.Equal(t, []int{2, 3}, lines)
+
+	c, err = pgconf.Load(filepath.Join(dir, "self.conf"))
+	assert.ErrorIs(t, err, pgconf.ErrRecursion)
+	require.NotNil(t, c)
+	assert.Equal(t, []pgconf.Entry{{Setting: pgconf.Setting{File: filepath.Join(dir, "self.conf"), Line: 1}, Error: "configuration file recursion"}}, c.Entries())
 
 	_, err = pgconf.Load(filepath.Join(dir, "nothere"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
