@@ -1,0 +1,53 @@
+// Package backupsel picks the backup to restore from a backup path, proves it
+// is whole, and restores it into a data directory, fast and safely.
+//
+// A backup is what `pg_basebackup -F t` writes: base.tar (or base.tar.gz,
+// .tar.lz4, .tar.zst), pg_wal.tar (absent with -X fetch, where the WAL is
+// inside base.tar), one <oid>.tar per tablespace, and backup_manifest (13+).
+// Compression is recognised by the first bytes of each file, not its name.
+//
+// # Selection
+//
+// [Select] looks in one backup path, with the precedence of the procedure
+// pgstage re-implements, highest first:
+//
+//  1. folders PostgreSQL_T<YYYYMMDDhhmmss> (the latest timestamp wins);
+//  2. backup files directly in the backup path;
+//  3. zips PostgreSQL_T<YYYYMMDD>.zip with the backup files at their root (the
+//     latest date wins).
+//
+// A candidate that is not whole is never chosen: a tar cut short, a zip
+// without its central directory, files still changing within
+// [Options.Settle], no base.tar, no WAL for the backup's start (in pg_wal.tar,
+// in base.tar, in [Options.WALPath], or accepted with
+// [Options.StreamWhenNoWAL]), or a backup_manifest that disagrees with the
+// archives (names and sizes; checksums with [Options.Verify]). The next
+// candidate by precedence is taken, and [Backup.Passed] lists every candidate
+// not chosen with the reason. When nothing is usable the error wraps
+// [ErrNoBackup] and says what each candidate lacked ([NoBackupError]).
+//
+// Select reads tar headers, not contents, of uncompressed archives (a seek per
+// file); compressed archives and zip entries are decoded once to prove they
+// are whole. It learns the backup's major version (PG_VERSION), system
+// identifier (global/pg_control), backup_label and tablespaces, so callers can
+// check them against the staging binaries and the source.
+//
+// Exactly one backup path is supported: a string holding os.PathListSeparator
+// that does not exist as a path is refused with [ErrMultiplePaths].
+//
+// # Restore
+//
+// [Backup.Restore] streams each archive straight into the target: no
+// temporary files, compressed archives decoded on the fly in a goroutine of
+// their own, zip entries inflated in place. Entries that would escape the
+// target, and device or FIFO entries, are refused with an [*UnsafeEntryError]
+// naming the archive and entry. global/pg_control is written last, and on any
+// error the data directory is left empty, so a failed restore can never start.
+// See [RestoreOptions] for tablespace mapping, ownership, progress and fsync.
+//
+// # Errors
+//
+// Permission problems are [*PermissionError] values naming the file and the
+// permission missing (read+execute on directories, read on files); broken
+// archives are [*ArchiveError]; manifest differences are [*ManifestError].
+package backupsel

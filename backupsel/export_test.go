@@ -1,0 +1,13 @@
+package backupsel
+
+import (
+	"context"
+	"time"
+)
+
+// SetSettleSleep replaces the settle wait for a test and returns the undo.
+func SetSettleSleep(f func(ctx context.Context, d time.Duration) error) func() {
+	old := settleSleep
+	settleSleep = f
+	return func() { settleSleep = old }
+}

@@ -1,0 +1,241 @@
+package backupsel_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/pgstage/pgstage/backupsel"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func selectFixture(t *testing.T, fx fixture, layout backupsel.Layout) *backupsel.Backup {
+	t.Helper()
+	dir := t.TempDir()
+	files := fx.build(t)
+	switch layout {
+	case backupsel.LayoutFolder:
+		writeFiles(t, filepath.Join(dir, "PostgreSQL_T20261124100000"), files)
+	case backupsel.LayoutDirect:
+		writeFiles(t, dir, files)
+	case backupsel.LayoutZip:
+		writeZip(t, filepath.Join(dir, "PostgreSQL_T20261124.zip"), files, "")
+	}
+	b, err := backupsel.Select(context.Background(), dir, backupsel.Options{Verify: true})
+	require.NoError(t, err)
+	require.Equal(t, layout, b.Layout)
+	return b
+}
+
+func mode(t *testing.T, p string) os.FileMode {
+	t.Helper()
+	info, err := os.Lstat(p)
+	require.NoError(t, err)
+	return info.Mode().Perm()
+}
+
+func TestRestoreForms(t *testing.T) {
+	for _, layout := range []backupsel.Layout{backupsel.LayoutFolder, backupsel.LayoutDirect, backupsel.LayoutZip} {
+		for _, comp := range []string{"", "gz", "lz4", "zst"} {
+			for _, wal := range []string{"archive", "base"} {
+				t.Run(fmt.Sprintf("%d/%s/%s", layout, comp, wal), func(t *testing.T) {
+					b := selectFixture(t, fixture{Compression: comp, WAL: wal, Manifest: true}, layout)
+					data := filepath.Join(t.TempDir(), "data")
+					var calls int
+					var lastDone, lastTotal int64
+					res, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{
+						Progress: func(done, total int64) { calls++; lastDone, lastTotal = done, total },
+					})
+					require.NoError(t, err)
+					assert.Equal(t, []string{"postmaster.opts"}, res.Skipped)
+					assert.NoFileExists(t, filepath.Join(data, "postmaster.opts"))
+					assert.FileExists(t, filepath.Join(data, "pg_wal", fxStartSeg))
+					assert.FileExists(t, filepath.Join(data, "backup_label"))
+					ctl, err := os.ReadFile(filepath.Join(data, "global", "pg_control"))
+					require.NoError(t, err)
+					assert.Equal(t, pgControl(7300000000000000001), ctl)
+					assert.Equal(t, os.FileMode(0o700), mode(t, data))
+					assert.Equal(t, os.FileMode(0o700), mode(t, filepath.Join(data, "base", "1")))
+					assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(data, "base", "1", "1259")))
+					require.NotZero(t, calls)
+					assert.Equal(t, lastDone, lastTotal, "the last progress call reports completion")
+					assert.Equal(t, b.TotalBytes, lastTotal)
+					require.NotNil(t, b.Manifest)
+					require.NoError(t, b.Manifest.VerifyDir(context.Background(), data))
+				})
+			}
+		}
+	}
+}
+
+func TestRestoreGroupAccessAndOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	b := selectFixture(t, fixture{Group: true}, backupsel.LayoutDirect)
+	require.True(t, b.GroupAccess)
+	data := filepath.Join(t.TempDir(), "data")
+	_, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{UID: 65534, GID: 65534})
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o750), mode(t, data))
+	assert.Equal(t, os.FileMode(0o750), mode(t, filepath.Join(data, "base")))
+	assert.Equal(t, os.FileMode(0o640), mode(t, filepath.Join(data, "PG_VERSION")))
+	assert.Equal(t, os.FileMode(0o640), mode(t, filepath.Join(data, "global", "pg_control")))
+	require.NoError(t, filepath.Walk(data, func(p string, info os.FileInfo, err error) error {
+		require.NoError(t, err)
+		st := info.Sys().(*syscall.Stat_t)
+		assert.Equal(t, uint32(65534), st.Uid, "owner of %s", p)
+		assert.Equal(t, uint32(65534), st.Gid, "group of %s", p)
+		return nil
+	}))
+}
+
+func TestRestoreRefusesNonEmpty(t *testing.T) {
+	b := selectFixture(t, fixture{}, backupsel.LayoutDirect)
+	data := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(data, "keep.txt"), []byte("mine"), 0o600))
+	_, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{})
+	require.ErrorIs(t, err, backupsel.ErrNotEmpty)
+	assert.Contains(t, err.Error(), data)
+	assert.FileExists(t, filepath.Join(data, "keep.txt"), "a refused restore leaves the directory as it was")
+
+	_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{Overwrite: true})
+	require.NoError(t, err)
+	assert.NoFileExists(t, filepath.Join(data, "keep.txt"))
+	assert.FileExists(t, filepath.Join(data, "PG_VERSION"))
+}
+
+func TestRestoreTablespace(t *testing.T) {
+	for _, tsmap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tablespace_map=%v", tsmap), func(t *testing.T) {
+			src := "/nonexistent/source/tblspc"
+			b := selectFixture(t, fixture{Tablespace: src, TSMap: tsmap, Manifest: true}, backupsel.LayoutFolder)
+			require.Equal(t, []backupsel.Tablespace{{OID: fxOID, Location: src}}, b.Tablespaces)
+			tmp := t.TempDir()
+			data, moved := filepath.Join(tmp, "data"), filepath.Join(tmp, "ts")
+			res, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{
+				TablespaceMapping: map[string]string{src: moved},
+			})
+			require.NoError(t, err)
+			assert.Equal(t, []backupsel.Tablespace{{OID: fxOID, Location: moved}}, res.Tablespaces)
+			link, err := os.Readlink(filepath.Join(data, "pg_tblspc", fmt.Sprint(fxOID)))
+			require.NoError(t, err)
+			assert.Equal(t, moved, link)
+			assert.FileExists(t, filepath.Join(moved, "PG_15_202209061", "5", "16401"))
+			if tsmap {
+				m, err := os.ReadFile(filepath.Join(data, "tablespace_map"))
+				require.NoError(t, err)
+				assert.Equal(t, fmt.Sprintf("%d %s\n", fxOID, moved), string(m))
+			}
+			if tsmap {
+				assert.Equal(t, []string{"tablespace_map"}, res.Rewritten)
+				err := b.Manifest.VerifyDir(context.Background(), data)
+				require.ErrorContains(t, err, "tablespace_map: size", "a rewritten map differs from the manifest")
+			}
+			require.NoError(t, b.Manifest.VerifyDir(context.Background(), data, res.Rewritten...))
+		})
+	}
+}
+
+func TestRestoreTablespaceDirAndRefusal(t *testing.T) {
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "in-use")
+	require.NoError(t, os.MkdirAll(src, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "PG_VERSION"), []byte("15\n"), 0o600))
+	b := selectFixture(t, fixture{Tablespace: src}, backupsel.LayoutFolder)
+
+	data := filepath.Join(tmp, "data")
+	_, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{})
+	require.ErrorIs(t, err, backupsel.ErrNotEmpty, "the source's own tablespace directory is not overwritten")
+	assert.NoDirExists(t, data, "a failed restore removes the data directory it created")
+
+	res, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{TablespaceDir: filepath.Join(tmp, "spaces")})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(tmp, "spaces", fmt.Sprint(fxOID)), res.Tablespaces[0].Location)
+}
+
+func TestRestoreWALPath(t *testing.T) {
+	dir, wal := t.TempDir(), t.TempDir()
+	writeFiles(t, dir, fixture{WAL: "none", Major: "9.6"}.build(t))
+	writeFiles(t, wal, map[string][]byte{fxStartSeg: []byte("segment"), "000000010000000000000003": []byte("next"), "README": []byte("x")})
+	b, err := backupsel.Select(context.Background(), dir, backupsel.Options{WALPath: wal})
+	require.NoError(t, err)
+	data := filepath.Join(t.TempDir(), "data")
+	res, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.WALFiles)
+	assert.Equal(t, filepath.Join(data, "pg_xlog"), res.WALDir, "9.x keeps WAL in pg_xlog")
+	got, err := os.ReadFile(filepath.Join(data, "pg_xlog", fxStartSeg))
+	require.NoError(t, err)
+	assert.Equal(t, "segment", string(got))
+	assert.NoFileExists(t, filepath.Join(data, "pg_xlog", "README"))
+}
+
+func TestRestoreRefusesUnsafeEntries(t *testing.T) {
+	tests := []struct {
+		name  string
+		entry tarFile
+		why   string
+	}{
+		{"symlink outside", tarFile{name: "base/evil", typ: '2', link: "../../../etc"}, "points outside the target"},
+		{"absolute symlink", tarFile{name: "evil", typ: '2', link: "/etc/passwd"}, "absolute path"},
+		{"hard link outside", tarFile{name: "evil", typ: '1', link: "/etc/passwd"}, "outside the target"},
+		{"hard link to nothing restored", tarFile{name: "evil", typ: '1', link: "nothing/here"}, "not a file restored"},
+		{"device", tarFile{name: "dev", typ: '3'}, "device file"},
+		{"fifo", tarFile{name: "fifo", typ: '6'}, "FIFO"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := fixture{}.build(t)
+			// The bad entry sits after legitimate files, so the restore has
+			// written something before it fails.
+			entries := []tarFile{
+				{name: "backup_label", body: []byte(backupLabel())},
+				{name: "PG_VERSION", body: []byte("15\n")},
+				{name: "base/", typ: '5'},
+				{name: "base/1", body: []byte("data")},
+				tc.entry,
+				{name: "global/pg_control", body: pgControl(1)},
+			}
+			files["base.tar"] = makeTar(t, entries, 0o600)
+			writeFiles(t, dir, files)
+			b, err := backupsel.Select(context.Background(), dir, backupsel.Options{})
+			require.NoError(t, err)
+			data := filepath.Join(t.TempDir(), "data")
+			require.NoError(t, os.Mkdir(data, 0o700))
+			_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{})
+			var ue *backupsel.UnsafeEntryError
+			require.ErrorAs(t, err, &ue)
+			assert.Equal(t, tc.entry.name, ue.Entry)
+			assert.Equal(t, filepath.Join(dir, "base.tar"), ue.Archive)
+			assert.Contains(t, ue.Reason, tc.why)
+			left, err := os.ReadDir(data)
+			require.NoError(t, err)
+			assert.Empty(t, left, "a failed restore leaves the data directory empty")
+		})
+	}
+}
+
+func TestRestoreCorruptArchiveLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	files := fixture{Compression: "gz"}.build(t)
+	writeFiles(t, dir, files)
+	b, err := backupsel.Select(context.Background(), dir, backupsel.Options{})
+	require.NoError(t, err)
+	// The archive is damaged after Select checked it.
+	gz := files["base.tar.gz"]
+	damaged := append([]byte{}, gz[:len(gz)/2]...)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "base.tar.gz"), damaged, 0o644))
+	data := filepath.Join(t.TempDir(), "data")
+	_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{})
+	var ae *backupsel.ArchiveError
+	require.ErrorAs(t, err, &ae)
+	assert.True(t, strings.HasSuffix(ae.Archive, "base.tar.gz"), "got %s", ae.Archive)
+	assert.NoDirExists(t, data)
+}
