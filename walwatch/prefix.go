@@ -8,9 +8,14 @@ import (
 // prefix is a compiled log_line_prefix, used to tell where a stderr record
 // starts and to pick the time, pid, SQLSTATE and backend type out of it.
 type prefix struct {
-	src  string
-	toks []ptoken
+	src    string
+	toks   []ptoken
+	budget int // match steps left for the line being matched
 }
+
+// matchBudget bounds the backtracking over free-text fields, so that an odd
+// prefix cannot make a line cost more than this many steps.
+const matchBudget = 4096
 
 type ptoken struct {
 	lit string // literal text when esc == 0
@@ -76,10 +81,14 @@ func compilePrefix(s string) *prefix {
 // ("WORD:  "), filling f; n is the length of the prefix.
 func (p *prefix) match(line []byte, f *prefixFields) (n int, ok bool) {
 	*f = prefixFields{}
+	p.budget = matchBudget
 	return p.matchFrom(0, line, 0, f)
 }
 
 func (p *prefix) matchFrom(ti int, line []byte, pos int, f *prefixFields) (int, bool) {
+	if p.budget--; p.budget < 0 {
+		return 0, false
+	}
 	for ; ti < len(p.toks); ti++ {
 		t := p.toks[ti]
 		switch {

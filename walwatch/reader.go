@@ -380,6 +380,7 @@ type Reader struct {
 	loc   *time.Location
 	queue []Record
 	buf   []byte
+	n     int64 // bytes read
 	err   error
 }
 
@@ -412,6 +413,7 @@ func (rd *Reader) Next() (Record, error) {
 		}
 		n, err := rd.r.Read(rd.buf)
 		rd.sp.write(rd.buf[:n])
+		rd.n += int64(n)
 		if err != nil {
 			if errors.Is(err, io.EOF) && len(rd.sp.buf) > 0 {
 				rd.sp.write([]byte{'\n'})
@@ -422,5 +424,6 @@ func (rd *Reader) Next() (Record, error) {
 	}
 	rec := rd.queue[0]
 	rd.queue = rd.queue[1:]
+	rec.End = min(rec.End, rd.n) // a last line without newline ends with the input
 	return rec, nil
 }
