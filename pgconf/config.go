@@ -67,6 +67,7 @@ type Config struct {
 	incs     map[*File]map[int]*include
 
 	stale     bool
+	hide      bool // walking lines pg_file_settings would not show
 	entries   []entry
 	mainOK    bool
 	autoStart int // index in entries where postgresql.auto.conf begins
@@ -84,8 +85,9 @@ type include struct {
 // entry is an Entry with the line it comes from.
 type entry struct {
 	Entry
-	file *File
-	line int // index in file.lines; -1 for error rows without a line
+	file   *File
+	line   int  // index in file.lines; -1 for error rows without a line
+	hidden bool // after a syntax error in its file: not in pg_file_settings
 }
 
 // Load reads the configuration at path: a data directory (its
@@ -264,28 +266,38 @@ func (c *Config) ensure() {
 	}
 }
 
-// walk follows ParseConfigFile as pg_file_settings runs it: a file is
-// abandoned at its first syntax error, an include that cannot be followed
-// leaves an error row at the directive and parsing goes on.
+// walk follows ParseConfigFile as the postmaster runs it at startup: a
+// syntax error is reported and parsing goes on with the next line (up to
+// 100 errors a file); an include that cannot be followed leaves an error row
+// at the directive and parsing goes on. pg_file_settings instead abandons a
+// file at its first syntax error: what follows is marked hidden, so that
+// Entries can show that view while Get still sees every line.
 func (c *Config) walk(f *File, path string, depth int, calling string, callingLine int) bool {
 	if depth > maxDepth {
 		c.errorRow(calling, callingLine, "nesting depth exceeded",
 			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrNestingDepth})
 		return false
 	}
+	saved := c.hide
+	defer func() { c.hide = saved }()
 	ok := true
+	errs := 0
 	for i := range f.lines {
 		l := &f.lines[i]
 		switch l.kind {
 		case lineError:
 			se := f.syntaxError(i)
-			c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{File: f.Path, Line: se.Line}, Error: "syntax error"}, file: f, line: i})
+			c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{File: f.Path, Line: se.Line}, Error: "syntax error"}, file: f, line: i, hidden: c.hide})
 			c.walkErrs = append(c.walkErrs, se)
-			return false
+			c.hide = true
+			ok = false
+			if errs++; errs == maxSyntaxErrors {
+				return false
+			}
 		case lineSetting:
 			inc := c.incs[f][i]
 			if inc == nil {
-				c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{Name: l.name, Value: l.value, File: f.Path, Line: i + 1}}, file: f, line: i})
+				c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{Name: l.name, Value: l.value, File: f.Path, Line: i + 1}}, file: f, line: i, hidden: c.hide})
 				continue
 			}
 			if !c.walkInclude(f, i, inc, depth+1) {
@@ -341,7 +353,7 @@ func (c *Config) walkFile(path string, strict bool, depth int, calling string, c
 }
 
 func (c *Config) errorRow(file string, line int, msg string, err error) {
-	c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{File: file, Line: line}, Error: msg}, line: -1})
+	c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{File: file, Line: line}, Error: msg}, line: -1, hidden: c.hide})
 	c.walkErrs = append(c.walkErrs, err)
 }
 
@@ -374,9 +386,11 @@ func (c *Config) Entries() []Entry {
 	if !c.mainOK {
 		n = c.autoStart
 	}
-	out := make([]Entry, n)
-	for i := range out {
-		out[i] = c.entries[i].Entry
+	var out []Entry
+	for i := range c.entries[:n] {
+		if !c.entries[i].hidden {
+			out = append(out, c.entries[i].Entry)
+		}
 	}
 	return out
 }

@@ -209,7 +209,11 @@ func (c *Config) Set(name, value string) (bool, error) {
 		f.changed = true
 		return true, nil
 	}
-	newLine := []byte(name + " = " + formatValue(value, false) + "\n")
+	eol := "\n"
+	if len(f.lines) > 0 && bytes.HasSuffix(f.lines[0].raw, []byte("\r\n")) {
+		eol = "\r\n" // keep a CRLF file CRLF
+	}
+	newLine := []byte(name + " = " + formatValue(value, false) + eol)
 	end := -1
 	for i := len(f.lines) - 1; i >= 0; i-- {
 		if string(bytes.TrimRight(f.lines[i].raw, "\r\n")) == BlockEnd {
@@ -221,9 +225,9 @@ func (c *Config) Set(name, value string) (bool, error) {
 		f.insertLines(end, newLine)
 	} else {
 		if n := len(f.lines); n > 0 && !bytes.HasSuffix(f.lines[n-1].raw, []byte("\n")) {
-			f.replaceLine(n-1, append(append([]byte{}, f.lines[n-1].raw...), '\n'))
+			f.replaceLine(n-1, append(append([]byte{}, f.lines[n-1].raw...), eol...))
 		}
-		f.insertLines(len(f.lines), []byte(BlockBegin+"\n"), newLine, []byte(BlockEnd+"\n"))
+		f.insertLines(len(f.lines), []byte(BlockBegin+eol), newLine, []byte(BlockEnd+eol))
 	}
 	c.stale = true
 	return true, nil
