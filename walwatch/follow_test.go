@@ -1,0 +1,175 @@
+package walwatch_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgstage/pgstage/walwatch"
+)
+
+func appendFile(t *testing.T, name, s string) {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	require.NoError(t, err)
+	_, err = f.WriteString(s)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+// nextEvent waits for the next event; the deadline only keeps a broken
+// watcher from hanging the test.
+func nextEvent(t *testing.T, w *walwatch.Watcher) walwatch.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-w.Events():
+		require.True(t, ok, "events closed")
+		return ev
+	case err := <-w.Errors():
+		t.Fatalf("watcher error: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no event within 20s; state %+v", w.State())
+	}
+	return walwatch.Event{}
+}
+
+func expectEvent(t *testing.T, w *walwatch.Watcher, want string) walwatch.Event {
+	t.Helper()
+	ev := nextEvent(t, w)
+	require.Equal(t, want, eventString(ev))
+	return ev
+}
+
+func TestFollow(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		cfg  walwatch.Config
+	}{
+		{"fsnotify", walwatch.Config{}},
+		{"poll only", walwatch.Config{PollOnly: true, PollInterval: 20 * time.Millisecond}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			a := filepath.Join(dir, "a.log")
+			old := filepath.Join(dir, "old.log")
+			appendFile(t, old, logAt(0, 1, "LOG", started))
+			past := time.Now().Add(-time.Hour)
+			require.NoError(t, os.Chtimes(old, past, past))
+			// The outage began before the watcher: read back and reported first.
+			appendFile(t, a, logAt(1, 1, "LOG", started)+logAt(2, 1, "FATAL", lost)+logAt(7, 2, "FATAL", noConnect))
+			cfg := mode.cfg
+			cfg.LogDir = dir
+			w, err := walwatch.New(cfg)
+			require.NoError(t, err)
+			defer w.Close()
+			ev := expectEvent(t, w, "fault stream-lost@a.log:2")
+			assert.Equal(t, walwatch.PhaseFaulted, w.State().Phase)
+			assert.False(t, ev.LogTime.IsZero())
+
+			// A partial line is held until its newline arrives.
+			line := logAt(12, 3, "LOG", started)
+			appendFile(t, a, line[:30])
+			appendFile(t, a, line[30:])
+			expectEvent(t, w, "recovered@a.log:4")
+
+			// Rotation to a new file.
+			b := filepath.Join(dir, "b.log")
+			appendFile(t, b, logAt(20, 3, "FATAL", lost))
+			expectEvent(t, w, "fault stream-lost@b.log:1")
+			appendFile(t, b, logAt(25, 4, "FATAL", noConnect)+logAt(26, 5, "LOG", started))
+			expectEvent(t, w, "recovered@b.log:3")
+
+			// Truncation (log_truncate_on_rotation, copytruncate).
+			require.NoError(t, os.Truncate(b, 0))
+			appendFile(t, b, logAt(30, 5, "FATAL", lost))
+			expectEvent(t, w, "fault stream-lost@b.log:1")
+
+			// Deletion and re-creation under the same name.
+			require.NoError(t, os.Remove(b))
+			appendFile(t, b, logAt(31, 6, "LOG", started))
+			expectEvent(t, w, "recovered@b.log:1")
+
+			// An old file that grows again still counts its lines.
+			appendFile(t, old, logAt(40, 9, "LOG", "received fast shutdown request"))
+			expectEvent(t, w, "shutdown-requested@old.log:2")
+
+			// Nothing repeated: the next event is the next record.
+			appendFile(t, b, logAt(41, 9, "LOG", "database system is shut down"))
+			expectEvent(t, w, "shutdown@b.log:2")
+			require.NoError(t, w.Close())
+			_, ok := <-w.Events()
+			assert.False(t, ok, "Events is closed after Close")
+		})
+	}
+}
+
+func TestFollowLongLineAndGarbage(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	appendFile(t, a, "")
+	w, err := walwatch.New(walwatch.Config{LogDir: dir})
+	require.NoError(t, err)
+	defer w.Close()
+	garbage := make([]byte, 3<<20)
+	for i := range garbage {
+		garbage[i] = byte(i*7 + i>>8)
+	}
+	appendFile(t, a, string(garbage)+"\n"+logAt(1, 1, "LOG", started))
+	ev := nextEvent(t, w)
+	assert.Equal(t, walwatch.KindStreaming, ev.Kind)
+}
+
+func TestResume(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	appendFile(t, a, logAt(0, 1, "LOG", started)+logAt(1, 1, "FATAL", lost)+logAt(2, 2, "LOG", started))
+	w, err := walwatch.New(walwatch.Config{LogDir: dir})
+	require.NoError(t, err)
+	expectEvent(t, w, "streaming@a.log:3")
+	appendFile(t, a, logAt(3, 2, "FATAL", lost))
+	saved := expectEvent(t, w, "fault stream-lost@a.log:4").Position
+	require.NoError(t, w.Close())
+
+	// Saved as JSON by the embedding process, which restarts later.
+	js, err := json.Marshal(saved)
+	require.NoError(t, err)
+	var pos walwatch.Position
+	require.NoError(t, json.Unmarshal(js, &pos))
+	assert.Equal(t, walwatch.PhaseFaulted, pos.State.Phase)
+
+	appendFile(t, a, logAt(4, 3, "FATAL", noConnect)+logAt(5, 4, "LOG", started))
+	b := filepath.Join(dir, "b.log")
+	appendFile(t, b, logAt(6, 4, "FATAL", lost))
+	w, err = walwatch.New(walwatch.Config{LogDir: dir, Start: walwatch.StartResume, Resume: pos})
+	require.NoError(t, err)
+	defer w.Close()
+	expectEvent(t, w, "recovered@a.log:6")
+	expectEvent(t, w, "fault stream-lost@b.log:1")
+	appendFile(t, b, logAt(7, 5, "LOG", started))
+	expectEvent(t, w, "recovered@b.log:2")
+}
+
+func TestNewErrors(t *testing.T) {
+	_, err := walwatch.New(walwatch.Config{})
+	assert.ErrorIs(t, err, walwatch.ErrNoLogDir)
+	_, err = walwatch.New(walwatch.Config{LogDir: filepath.Join(t.TempDir(), "missing")})
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestDataDirSettings(t *testing.T) {
+	data := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("log_destination = 'stderr'\nlog_directory = 'pg_log'\nlog_line_prefix = '%t [%p]: [%l-1] '\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(data, "postgresql.auto.conf"), []byte("log_destination = 'csvlog'\nlog_directory = 'mylogs'\n"), 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(data, "mylogs"), 0o755))
+	w, err := walwatch.New(walwatch.Config{DataDir: data})
+	require.NoError(t, err)
+	defer w.Close()
+	assert.Equal(t, walwatch.FormatCSV, w.Format())
+	assert.Equal(t, filepath.Join(data, "mylogs"), w.Dir())
+}
