@@ -1,0 +1,68 @@
+// Package replica turns a data directory restored from a base backup into a
+// streaming standby of its source, for every PostgreSQL major from 9.4 to
+// 18, starts it, and proves that it streams.
+//
+// # Setting up
+//
+// [New] checks a [Config]; [Standby.Setup] then edits the data directory,
+// every configuration edit going through [github.com/pgstage/pgstage/pgconf]
+// so that the source's files keep every other byte:
+//
+//   - The major comes from the data directory's PG_VERSION, and must be the
+//     staging binaries' (a [VersionError] names both).
+//   - 9.4 and 9.5 get recovery.conf (standby_mode, primary_conninfo,
+//     recovery_target_timeline = 'latest') and hot_standby = off: a warm
+//     standby that accepts no connections, as the original product ran
+//     them. 9.6 to 11: recovery.conf with hot_standby = on. 12 and later:
+//     standby.signal and the settings in the configuration (added to
+//     postgresql.auto.conf as pg_basebackup -R does, or edited where the
+//     source set them); a leftover recovery.conf or recovery.signal is
+//     removed, and stale recovery_target*, restore_command,
+//     promote_trigger_file and friends are commented out, since a leftover
+//     recovery target can promote a standby.
+//   - port, unix_socket_directories and listen_addresses take the staging's
+//     values; settings that point at the source's files (data_directory,
+//     hba_file, ident_file, config_file, external_pid_file, ssl_*_file that
+//     do not exist here) and the source's archiving (archive_command,
+//     archive_library, archive_mode = always) are neutralised and reported
+//     in the [Result]. A backup without postgresql.conf, pg_hba.conf or
+//     pg_ident.conf (Debian keeps them in /etc) gets minimal ones.
+//   - The hot-standby parameters (max_connections, max_worker_processes,
+//     max_wal_senders from 12, max_prepared_transactions,
+//     max_locks_per_transaction) are raised to the source's values, read
+//     from the backup's global/pg_control: below them a hot standby refuses
+//     to start.
+//   - Optionally primary_slot_name, and the slot created on the source over
+//     a replication connection. A slot keeps WAL on the source while the
+//     staging is down, so the staging can always catch up; it also fills the
+//     source's disk if the staging never comes back: drop it then.
+//
+// The version differences live in one table of half-open version ranges
+// (versions.go), not in scattered conditions.
+//
+// # Credentials and quoting
+//
+// The password never appears in primary_conninfo, a configuration file, a
+// process argument, a log line or an error. It goes into a password file
+// created 0600 (and owned by the server's OS user) before the password is
+// written, replaced atomically, with ':' and '\' escaped; primary_conninfo
+// names it with passfile= (10+), and for 9.x the server is started with
+// PGPASSFILE in its environment. Each primary_conninfo value is quoted with
+// libpq's rules (single quotes, \' and \\), and the whole string then with
+// the configuration file's rules ([pgconf.Quote]); SQL quoting is right for
+// neither.
+//
+// # Running
+//
+// [Standby.Start] checks that the port is free, then starts the server with
+// pg_ctl as the configured OS user when running as root; a failure returns a
+// [StartError] with the reason and the tail of the server log.
+// [Standby.WaitStreaming] waits for pg_stat_wal_receiver to say "streaming"
+// (9.6+), or for the "started streaming WAL" line and a live walreceiver
+// process (9.4 and 9.5, whose warm standbys take no connections, or when the
+// standby refuses the query connection). [Standby.Stop] shuts down fast,
+// then immediately after StopTimeout. [Standby.Status] reports the
+// postmaster and its walreceiver.
+//
+// Process checks read /proc: the running side is for Linux.
+package replica

@@ -1,0 +1,96 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+var (
+	// ErrVersionMismatch: the data directory and the staging binaries are of
+	// different majors.
+	ErrVersionMismatch = errors.New("replica: data directory and staging binaries are of different major versions")
+	// ErrPortInUse: something already listens on the staging port.
+	ErrPortInUse = errors.New("replica: staging port already in use")
+	// ErrStart: the server did not start.
+	ErrStart = errors.New("replica: staging server did not start")
+	// ErrNotStreaming: WaitStreaming gave up.
+	ErrNotStreaming = errors.New("replica: standby is not streaming")
+	// ErrNotRunning: the staging server is not running.
+	ErrNotRunning = errors.New("replica: staging server is not running")
+)
+
+// ConfigError lists every problem found in a Config.
+type ConfigError struct{ Errs []error }
+
+func (e *ConfigError) Error() string {
+	msgs := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		msgs[i] = err.Error()
+	}
+	return "replica: invalid config: " + strings.Join(msgs, "; ")
+}
+
+func (e *ConfigError) Unwrap() []error { return e.Errs }
+
+// VersionError names both majors of a mismatch.
+type VersionError struct {
+	DataDir    string
+	DataMajor  Major // from PG_VERSION
+	BinDir     string
+	BinMajor   Major // from postgres --version
+	BinVersion string
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("replica: data directory %s is PostgreSQL %s (PG_VERSION) but the staging binaries in %s are %s (%s): use binaries of %s",
+		e.DataDir, e.DataMajor, e.BinDir, e.BinMajor, e.BinVersion, e.DataMajor)
+}
+
+func (e *VersionError) Unwrap() error { return ErrVersionMismatch }
+
+// StartError says why the server did not start: the reason found in the
+// server log (could not bind, hot standby is not possible because ...,
+// could not access file ...) and the last lines of that log.
+type StartError struct {
+	Reason  string // the first FATAL or PANIC line of this start, if any
+	LogFile string
+	LogTail string
+	Err     error // the pg_ctl failure
+}
+
+func (e *StartError) Error() string {
+	reason := e.Reason
+	if reason == "" {
+		reason = fmt.Sprint(e.Err)
+	}
+	return fmt.Sprintf("replica: staging server did not start: %s\nlast lines of %s:\n%s", reason, e.LogFile, e.LogTail)
+}
+
+func (e *StartError) Unwrap() []error { return []error{ErrStart, e.Err} }
+
+// StreamError says why WaitStreaming gave up: the last walreceiver fault
+// the server logged (authentication refused, primary unreachable, ...).
+type StreamError struct {
+	Fault   string // the log line, "" when none was seen
+	LogTail string
+	Err     error // the context's error, or nil when the fault is final
+}
+
+func (e *StreamError) Error() string {
+	msg := "replica: standby is not streaming"
+	if e.Fault != "" {
+		msg += ": " + e.Fault
+	}
+	if e.Err != nil {
+		msg += " (" + e.Err.Error() + ")"
+	}
+	return msg
+}
+
+func (e *StreamError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrNotStreaming, e.Err}
+	}
+	return []error{ErrNotStreaming}
+}

@@ -1,0 +1,117 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+// writeFile replaces path atomically: a temporary file in the same directory
+// (created 0600 by os.CreateTemp, so a secret is never readable by others
+// for an instant), given its owner, written, synced and renamed over path.
+// The mode is never widened after the data is in: the file is created with
+// the mode it keeps.
+func (s *Standby) writeFile(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if s.uid >= 0 {
+		if err = tmp.Chown(s.uid, s.gid); err != nil {
+			return fmt.Errorf("replica: giving %s to %s: %w", path, s.osUser, err)
+		}
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("replica: writing %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("replica: writing %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("replica: writing %s: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// removeFile removes path and reports whether it was there.
+func removeFile(path string) (bool, error) {
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("replica: %w", err)
+	}
+	return true, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// ownDataDir makes sure the OS user owns the data directory (the server
+// refuses a data directory it does not own) and that its mode is one the
+// server accepts: 0700, or 0750 for group access (11+). Everything below is
+// given to the user only when the top is not theirs already, so a restore
+// that got the owners right costs one stat.
+func (s *Standby) ownDataDir() (changed bool, err error) {
+	st, err := os.Stat(s.cfg.DataDir)
+	if err != nil {
+		return false, fmt.Errorf("replica: data directory: %w", err)
+	}
+	if !st.IsDir() {
+		return false, fmt.Errorf("replica: data directory %s is not a directory", s.cfg.DataDir)
+	}
+	if perm := st.Mode().Perm(); perm != 0o700 && perm != 0o750 {
+		if err := os.Chmod(s.cfg.DataDir, 0o700); err != nil {
+			return false, fmt.Errorf("replica: data directory mode %04o: %w", perm, err)
+		}
+		changed = true
+	}
+	if s.uid < 0 {
+		return changed, nil
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) == s.uid {
+		return changed, nil
+	}
+	err = filepath.WalkDir(s.cfg.DataDir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, s.uid, s.gid)
+	})
+	if err != nil {
+		return false, fmt.Errorf("replica: giving the data directory to %s: %w", s.osUser, err)
+	}
+	return true, nil
+}
+
+// setCredential makes cmd run as uid:gid (when uid >= 0, i.e. when we are
+// root), with no supplementary groups of ours.
+func setCredential(cmd *exec.Cmd, uid, gid int) {
+	if uid < 0 {
+		return
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}},
+	}
+}

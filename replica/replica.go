@@ -1,0 +1,241 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Source is the primary the standby streams from.
+type Source struct {
+	Host string // host name or IP address (required)
+	Port int    // default 5432
+	// User is the replication role; Password its password. The password is
+	// written to a password file only, never to a configuration file,
+	// process argument, log line or error.
+	User     string
+	Password string
+	// SSLMode is libpq's sslmode for the replication connection; empty
+	// leaves libpq's default (prefer).
+	SSLMode string
+}
+
+// Config describes a standby. Zero fields mean the defaults documented on
+// each field.
+type Config struct {
+	// DataDir is the data directory restored from a base backup (required).
+	DataDir string
+	// BinDir holds the staging server's postgres and pg_ctl (required). Its
+	// major must be the data directory's.
+	BinDir string
+	// Name names the staging; default the base name of DataDir. It is the
+	// default application_name.
+	Name string
+	// Port is the staging server's port; default 5432.
+	Port int
+	// SocketDir is unix_socket_directories; default "/tmp".
+	SocketDir string
+	// ListenAddresses is listen_addresses; default "localhost".
+	ListenAddresses string
+
+	Source Source
+	// ApplicationName is what the source's pg_stat_replication shows for
+	// this standby; default Name, with characters other than letters,
+	// digits, '_', '-' and '.' replaced by '_'.
+	ApplicationName string
+	// SlotName sets primary_slot_name. A slot keeps WAL on the source while
+	// the staging is down (so it can catch up after any outage), and for
+	// the same reason fills the source's disk if the staging never returns:
+	// drop the slot on the source when dropping the staging.
+	SlotName string
+	// CreateSlot creates SlotName on the source as a physical slot, over a
+	// replication connection, if it does not exist yet.
+	CreateSlot bool
+
+	// PassFile is the password file the standby's libpq reads; default
+	// ".<base name of DataDir>.pgpass" beside DataDir, outside it so that
+	// snapshots of the data directory do not carry the password. The OS user
+	// must be able to reach it.
+	PassFile string
+	// LogFile receives the server's stderr (pg_ctl -l); default
+	// DataDir/pgstage.log. With logging_collector on, the server logs to its
+	// log_directory and this file holds only what comes before.
+	LogFile string
+	// OSUser is the user the server runs as when this process is root
+	// (PostgreSQL refuses root); default "postgres". Files this package
+	// writes belong to that user. Ignored when not root: the server then
+	// runs as the current user.
+	OSUser string
+
+	// QueryUser and QueryDatabase are used to ask the standby (over its Unix
+	// socket, without password) for pg_stat_wal_receiver; defaults
+	// "postgres" and "postgres". When that connection is refused,
+	// WaitStreaming falls back on the server log and the walreceiver process.
+	QueryUser, QueryDatabase string
+
+	// StartTimeout bounds pg_ctl start; default 5 minutes (a standby that
+	// must replay much WAL before it opens takes long).
+	StartTimeout time.Duration
+	// StopTimeout bounds the fast shutdown before Stop falls back on an
+	// immediate one; default 1 minute.
+	StopTimeout time.Duration
+
+	// Logger receives progress; nil discards.
+	Logger *slog.Logger
+}
+
+// Standby is one staging standby. Its methods are safe to call from one
+// goroutine at a time.
+type Standby struct {
+	cfg    Config
+	log    *slog.Logger
+	uid    int // -1: do not change owners
+	gid    int
+	osUser string
+
+	logStart int64 // size of the log when Start began
+	logPath  string
+}
+
+var slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// New checks cfg and fills in the defaults. Every problem is reported at
+// once.
+func New(cfg Config) (*Standby, error) {
+	var errs []error
+	if cfg.DataDir == "" {
+		errs = append(errs, errors.New("DataDir is required: the restored data directory"))
+	} else if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs
+	}
+	if cfg.BinDir == "" {
+		errs = append(errs, errors.New("BinDir is required: the directory holding the staging postgres and pg_ctl"))
+	}
+	if cfg.Source.Host == "" {
+		errs = append(errs, errors.New("Source.Host is required"))
+	}
+	if cfg.Source.User == "" {
+		errs = append(errs, errors.New("Source.User is required: the replication role"))
+	}
+	if cfg.Source.Port == 0 {
+		cfg.Source.Port = 5432
+	}
+	if cfg.Port == 0 {
+		cfg.Port = 5432
+	}
+	if cfg.Port < 1 || cfg.Port > 65535 || cfg.Source.Port < 1 || cfg.Source.Port > 65535 {
+		errs = append(errs, fmt.Errorf("ports must be 1 to 65535 (staging %d, source %d)", cfg.Port, cfg.Source.Port))
+	}
+	if cfg.SlotName != "" && !slotNameRE.MatchString(cfg.SlotName) {
+		errs = append(errs, fmt.Errorf("SlotName %q: use 1 to 63 lower-case letters, digits and underscores", cfg.SlotName))
+	}
+	if cfg.CreateSlot && cfg.SlotName == "" {
+		errs = append(errs, errors.New("CreateSlot needs SlotName"))
+	}
+	if cfg.Name == "" && cfg.DataDir != "" {
+		cfg.Name = filepath.Base(cfg.DataDir)
+	}
+	if cfg.ApplicationName == "" {
+		cfg.ApplicationName = sanitizeAppName(cfg.Name)
+	}
+	if len(cfg.ApplicationName) >= 64 {
+		errs = append(errs, fmt.Errorf("ApplicationName %q: at most 63 bytes", cfg.ApplicationName))
+	}
+	if cfg.SocketDir == "" {
+		cfg.SocketDir = "/tmp"
+	}
+	if cfg.ListenAddresses == "" {
+		cfg.ListenAddresses = "localhost"
+	}
+	if cfg.PassFile == "" && cfg.DataDir != "" {
+		cfg.PassFile = filepath.Join(filepath.Dir(cfg.DataDir), "."+filepath.Base(cfg.DataDir)+".pgpass")
+	}
+	if cfg.LogFile == "" && cfg.DataDir != "" {
+		cfg.LogFile = filepath.Join(cfg.DataDir, "pgstage.log")
+	}
+	if cfg.QueryUser == "" {
+		cfg.QueryUser = "postgres"
+	}
+	if cfg.QueryDatabase == "" {
+		cfg.QueryDatabase = "postgres"
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 5 * time.Minute
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = time.Minute
+	}
+	s := &Standby{cfg: cfg, log: cfg.Logger, uid: -1, gid: -1}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if os.Geteuid() == 0 {
+		name := cfg.OSUser
+		if name == "" {
+			name = "postgres"
+		}
+		u, err := user.Lookup(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("OSUser %q: %w (PostgreSQL refuses to run as root: create the user or name another)", name, err))
+		} else {
+			s.uid, _ = strconv.Atoi(u.Uid)
+			s.gid, _ = strconv.Atoi(u.Gid)
+			s.osUser = name
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &ConfigError{Errs: errs}
+	}
+	return s, nil
+}
+
+func sanitizeAppName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	return s
+}
+
+// Config returns the configuration with its defaults filled in.
+func (s *Standby) Config() Config { return s.cfg }
+
+// command prepares a staging binary to run as the OS user, in the data
+// directory, with an environment that carries no libpq settings of ours
+// (PGPASSWORD above all) but PGPASSFILE where the major needs it.
+func (s *Standby) command(ctx context.Context, r *rules, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, name), args...)
+	// A directory every user can enter: the caller's may be closed to the OS user.
+	cmd.Dir = "/"
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PG") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if r != nil && !r.passfileParam {
+		env = append(env, "PGPASSFILE="+s.cfg.PassFile)
+	}
+	cmd.Env = env
+	setCredential(cmd, s.uid, s.gid)
+	return cmd
+}
