@@ -92,10 +92,7 @@ type InvalidSettingError struct {
 func (e *InvalidSettingError) Error() string {
 	var b strings.Builder
 	b.WriteString("pgconf: ")
-	b.WriteString(e.Name)
-	if e.Value != "" || e.Reason != "unrecognized configuration parameter" {
-		b.WriteString(" = \"" + e.Value + "\"")
-	}
+	b.WriteString(e.Name + " = \"" + e.Value + "\"")
 	if e.File != "" {
 		b.WriteString(" (\"" + e.File + "\" line " + itoa(e.Line) + ")")
 	}

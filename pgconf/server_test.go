@@ -99,21 +99,24 @@ func removeCase(t *testing.T, name, dataDir string) {
 	}
 }
 
-// TestServerAgrees compares pgconf's reading of tricky files with the
-// server's own (pg_file_settings), for every major.
-func TestServerAgrees(t *testing.T) {
+// TestServer runs everything that needs a server of each major against
+// one primary per major: the pg_file_settings corpus, edits, and checks.
+func TestServer(t *testing.T) {
 	cases, err := os.ReadDir(filepath.Join("testdata", "server"))
 	require.NoError(t, err)
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		p := pgtest.StartPrimary(t, major, pgtest.Options{})
 		base := readFile(t, filepath.Join(p.DataDir, "postgresql.conf"))
 		baseAuto := readFile(t, filepath.Join(p.DataDir, "postgresql.auto.conf"))
-		t.Cleanup(func() {
-			os.WriteFile(filepath.Join(p.DataDir, "postgresql.conf"), []byte(base), 0o600)
-			os.WriteFile(filepath.Join(p.DataDir, "postgresql.auto.conf"), []byte(baseAuto), 0o600)
-		})
+		restore := func() {
+			require.NoError(t, os.WriteFile(filepath.Join(p.DataDir, "postgresql.conf"), []byte(base), 0o600))
+			require.NoError(t, os.WriteFile(filepath.Join(p.DataDir, "postgresql.auto.conf"), []byte(baseAuto), 0o600))
+		}
+		t.Cleanup(restore)
+
+		// The corpus: pgconf reads each case as the server does.
 		for _, tc := range cases {
-			t.Run(tc.Name(), func(t *testing.T) {
+			t.Run("file_settings/"+tc.Name(), func(t *testing.T) {
 				copyCase(t, tc.Name(), p.DataDir, base, baseAuto)
 				defer removeCase(t, tc.Name(), p.DataDir)
 				want := queryFileSettings(t, p)
@@ -121,7 +124,88 @@ func TestServerAgrees(t *testing.T) {
 				assert.Equal(t, rowStrings(want), rowStrings(got))
 			})
 		}
+
+		t.Run("edits", func(t *testing.T) {
+			defer restore()
+			testServerEdits(t, p, base)
+		})
+		t.Run("check", func(t *testing.T) {
+			testCheck(t, p)
+		})
 	})
+}
+
+// postgresC is the server's reading of one parameter: postgres -C.
+func postgresC(t *testing.T, p *pgtest.Primary, name string) string {
+	t.Helper()
+	out, err := pgtest.Command(context.Background(), filepath.Join(p.BinDir, "postgres"), "-D", p.DataDir, "-C", name).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return strings.TrimSuffix(string(out), "\n")
+}
+
+// testServerEdits edits a configuration spread over an include and
+// postgresql.auto.conf, then checks that the server reads what pgconf says.
+func testServerEdits(t *testing.T, p *pgtest.Primary, base string) {
+	main := base + "work_mem = 1024\t# kB\ninclude 'edit.conf'\n#cluster_name = ''\t# template\nstatement_timeout = 1\n"
+	require.NoError(t, os.WriteFile(filepath.Join(p.DataDir, "postgresql.conf"), []byte(main), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(p.DataDir, "edit.conf"), []byte("lock_timeout = 5\nstatement_timeout = 7\n"), 0o600))
+	defer os.Remove(filepath.Join(p.DataDir, "edit.conf"))
+	require.NoError(t, os.WriteFile(filepath.Join(p.DataDir, "postgresql.auto.conf"), []byte("log_min_duration_statement = '100'\n"), 0o600))
+	pgtest.Chown(t, p.DataDir)
+
+	c, err := pgconf.Load(p.DataDir)
+	require.NoError(t, err)
+	sets := map[string]string{
+		"work_mem":                   "8192",               // main file, in place
+		"lock_timeout":               "6000",               // included file
+		"log_min_duration_statement": "250",                // postgresql.auto.conf
+		"cluster_name":               `it's a \ test`,      // template line
+		"pgstage.note":               "new\tline 'quoted'", // appended block
+	}
+	for name, value := range sets {
+		changed, err := c.Set(name, value)
+		require.NoError(t, err, name)
+		assert.True(t, changed, name)
+	}
+	changed, err := c.Comment("statement_timeout") // in both files
+	require.NoError(t, err)
+	assert.True(t, changed)
+	changed, err = c.Comment("max_wal_senders")
+	require.NoError(t, err)
+	assert.True(t, changed)
+	require.NoError(t, c.Save())
+
+	for name, value := range sets {
+		got, ok := c.Get(name)
+		require.True(t, ok)
+		assert.Equal(t, value, got.Value)
+		assert.Equal(t, value, postgresC(t, p, name), name)
+	}
+	_, ok := c.Get("statement_timeout")
+	assert.False(t, ok)
+	assert.Equal(t, "0", postgresC(t, p, "statement_timeout"), "commented out: back to the default")
+	assert.Equal(t, "10", postgresC(t, p, "max_wal_senders"), "commented out: back to the default")
+	// What the files say; applied and errors also depend on the running
+	// server's values (postmaster parameters cannot change without restart).
+	assert.Equal(t, locations(queryFileSettings(t, p)), locations(pgconfRows(t, p.DataDir)))
+
+	// Uncomment restores the files byte for byte.
+	_, err = c.Uncomment("statement_timeout")
+	require.NoError(t, err)
+	require.NoError(t, c.Save())
+	assert.Equal(t, "1", postgresC(t, p, "statement_timeout"))
+	assert.Equal(t, "lock_timeout = 6000\nstatement_timeout = 7\n", readFile(t, filepath.Join(p.DataDir, "edit.conf")))
+}
+
+// locations lists the settings rows without applied and error.
+func locations(rs []fileSetting) []string {
+	var out []string
+	for _, r := range rs {
+		if r.Name != "" {
+			out = append(out, fmt.Sprintf("%s:%d %s=%q", r.File, r.Line, r.Name, r.Setting))
+		}
+	}
+	return out
 }
 
 func rowStrings(rs []fileSetting) []string {
@@ -131,5 +215,3 @@ func rowStrings(rs []fileSetting) []string {
 	}
 	return out
 }
-
-var _ = strings.Contains
