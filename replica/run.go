@@ -97,16 +97,31 @@ func (s *Standby) waitStarted(ctx context.Context) error {
 
 func (s *Standby) startError(err error) error {
 	text := s.logSince()
-	reason := ""
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		if line := sc.Text(); strings.Contains(line, "FATAL:") || strings.Contains(line, "PANIC:") {
-			reason = strings.TrimSpace(line)
-			break
-		}
-	}
+	reason := startReason(text)
 	pw := s.cfg.Source.Password
 	return redactErr(&StartError{Reason: reason, LogFile: s.cfg.LogFile, LogTail: tail(text, 20), Err: err}, pw)
+}
+
+// startReason finds the first FATAL or PANIC line of the log and the DETAIL
+// lines that follow it (14+ says "recovery aborted because of insufficient
+// parameter settings" and names the parameter in the DETAIL).
+func startReason(text string) string {
+	var reason []string
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if len(reason) == 0 {
+			if strings.Contains(line, "FATAL:") || strings.Contains(line, "PANIC:") {
+				reason = append(reason, line)
+			}
+			continue
+		}
+		if !strings.Contains(line, "DETAIL:") {
+			break
+		}
+		reason = append(reason, line)
+	}
+	return strings.Join(reason, " ")
 }
 
 // prepareLog creates the log file for the OS user if needed and remembers

@@ -1,0 +1,317 @@
+package replica_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgstage/pgstage/internal/pgtest"
+	"github.com/pgstage/pgstage/pgconf"
+	"github.com/pgstage/pgstage/replica"
+)
+
+// restore extracts a backup taken by pgtest into a new data directory
+// (plain tar: the backupsel package does this for real).
+func restore(t *testing.T, b *pgtest.Backup) (root, data string) {
+	t.Helper()
+	root = pgtest.TempDir(t)
+	data = filepath.Join(root, "data")
+	require.NoError(t, os.Mkdir(data, 0o700))
+	for _, f := range b.Files {
+		var dest string
+		switch f {
+		case "base.tar":
+			dest = data
+		case "pg_wal.tar":
+			dest = filepath.Join(data, "pg_wal")
+		default:
+			continue // backup_manifest
+		}
+		out, err := exec.Command("tar", "-xf", filepath.Join(b.Location, f), "-C", dest).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	pgtest.Chown(t, root)
+	return root, data
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newStandby restores b and prepares a standby of p from it.
+func newStandby(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, edit func(*replica.Config)) (*replica.Standby, string) {
+	t.Helper()
+	root, data := restore(t, b)
+	cfg := replica.Config{
+		DataDir:         data,
+		BinDir:          p.BinDir,
+		Port:            freePort(t),
+		SocketDir:       root,
+		ListenAddresses: "127.0.0.1",
+		Source:          replica.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword},
+		StopTimeout:     10 * time.Second,
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := replica.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("standby log (%s):\n%s", data, s.LogTail(40))
+		}
+		assert.NoError(t, s.Stop(context.Background()))
+	})
+	return s, data
+}
+
+// standbyQuery returns the first column of the first row of sql on the
+// standby, over its socket as the superuser (trust in pgtest's pg_hba.conf).
+func standbyQuery(ctx context.Context, s *replica.Standby, sql string) (string, error) {
+	cfg := s.Config()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", cfg.SocketDir, cfg.Port))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	var v string
+	err = conn.QueryRow(ctx, sql).Scan(&v)
+	return v, err
+}
+
+// seesRow waits until the standby has replayed the row with id.
+func seesRow(t *testing.T, s *replica.Standby, id int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		v, err := standbyQuery(ctx, s, "SELECT coalesce(max(id), 0)::text FROM pgstage_rows")
+		if err == nil {
+			if n, _ := strconv.ParseInt(v, 10, 64); n >= id {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("row %d never reached the standby (last: %q, %v)", id, v, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func startStreaming(t *testing.T, s *replica.Standby) *replica.Streaming {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.NoError(t, s.Start(ctx))
+	st, err := s.WaitStreaming(ctx)
+	require.NoError(t, err)
+	return st
+}
+
+func TestStandbyReal(t *testing.T) {
+	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
+		t.Parallel()
+		p := pgtest.StartPrimary(t, major, pgtest.Options{})
+		p.InsertRows(t, 3)
+		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
+
+		t.Run("group", func(t *testing.T) {
+			t.Run("streams", func(t *testing.T) {
+				t.Parallel()
+				s, _ := newStandby(t, p, b, func(c *replica.Config) { c.ApplicationName = "pgstage streams" })
+				res, err := s.Setup(context.Background())
+				require.NoError(t, err)
+				assert.Equal(t, map[bool]string{true: "standby.signal", false: "recovery.conf"}[major >= 12], res.Method)
+				assert.NotContains(t, res.PrimaryConnInfo, p.ReplPassword)
+
+				// A port in use is found before anything starts.
+				l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Config().Port)))
+				require.NoError(t, err)
+				err = s.Start(context.Background())
+				l.Close()
+				require.ErrorIs(t, err, replica.ErrPortInUse)
+				st, err := s.Status(context.Background())
+				require.NoError(t, err)
+				require.False(t, st.Running)
+
+				streaming := startStreaming(t, s)
+				assert.Equal(t, "pg_stat_wal_receiver", streaming.Method)
+				id := p.InsertRows(t, 1)
+				seesRow(t, s, id)
+				assert.Equal(t, "1", p.QueryString(t, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pgstage streams'"))
+				st, err = s.Status(context.Background())
+				require.NoError(t, err)
+				assert.True(t, st.Running)
+				assert.True(t, st.WalReceiver)
+
+				require.NoError(t, s.Stop(context.Background()))
+				st, err = s.Status(context.Background())
+				require.NoError(t, err)
+				assert.False(t, st.Running)
+			})
+			t.Run("slot", func(t *testing.T) {
+				t.Parallel()
+				slot := fmt.Sprintf("staging_slot_%d", major)
+				s, _ := newStandby(t, p, b, func(c *replica.Config) {
+					c.SlotName, c.CreateSlot = slot, true
+					c.QueryUser = "no_such_role" // refused: WaitStreaming falls back on the log
+				})
+				res, err := s.Setup(context.Background())
+				require.NoError(t, err)
+				assert.True(t, res.SlotCreated)
+				assert.Equal(t, "physical", p.QueryString(t, "SELECT slot_type FROM pg_replication_slots WHERE slot_name = $1", slot))
+				res, err = s.Setup(context.Background()) // again: the slot exists
+				require.NoError(t, err)
+				assert.False(t, res.SlotCreated)
+
+				streaming := startStreaming(t, s)
+				assert.Equal(t, "log", streaming.Method)
+				assert.Contains(t, streaming.LogLine, "started streaming WAL")
+				seesRow(t, s, p.InsertRows(t, 1))
+				assert.Equal(t, "true", p.QueryString(t, "SELECT active::text FROM pg_replication_slots WHERE slot_name = $1", slot))
+			})
+			t.Run("wrong password", func(t *testing.T) {
+				t.Parallel()
+				const wrong = `not the 'pass\word: =`
+				s, data := newStandby(t, p, b, func(c *replica.Config) { c.Source.Password = wrong })
+				_, err := s.Setup(context.Background())
+				require.NoError(t, err)
+				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+				defer cancel()
+				require.NoError(t, s.Start(ctx))
+				_, err = s.WaitStreaming(ctx)
+				require.ErrorIs(t, err, replica.ErrNotStreaming)
+				assert.NoError(t, ctx.Err(), "gave up at the first authentication failure, not at the deadline")
+				assert.Contains(t, err.Error(), "password authentication failed")
+				assert.NotContains(t, err.Error(), wrong)
+				assert.NotContains(t, err.Error(), `pass\word`)
+				for _, name := range []string{"postgresql.conf", "postgresql.auto.conf", "recovery.conf", "pgstage.log"} {
+					b, _ := os.ReadFile(filepath.Join(data, name))
+					assert.NotContains(t, string(b), `pass\word`, name)
+				}
+			})
+			t.Run("raises max_connections", func(t *testing.T) {
+				t.Parallel()
+				s, data := newStandby(t, p, b, nil)
+				_, err := s.Setup(context.Background())
+				require.NoError(t, err)
+				// A staging whose max_connections is below the source's
+				// cannot start as a hot standby: the error says why.
+				lower(t, data, "max_connections", "20")
+				err = s.Start(context.Background())
+				var se *replica.StartError
+				require.ErrorAs(t, err, &se)
+				assert.ErrorIs(t, err, replica.ErrStart)
+				// 10-13: "hot standby is not possible because max_connections = 20 is a
+				// lower setting ..."; 14+: "recovery aborted because of insufficient
+				// parameter settings", the parameter in the DETAIL.
+				assert.Contains(t, se.Reason, "max_connections = 20 is a lower setting")
+				assert.Contains(t, err.Error(), se.LogTail)
+
+				res, err := s.Setup(context.Background())
+				require.NoError(t, err)
+				assert.Contains(t, res.Raised, replica.Raised{Name: "max_connections", From: 20, To: 100})
+				startStreaming(t, s)
+				seesRow(t, s, p.InsertRows(t, 1))
+			})
+		})
+
+		t.Run("primary down at start", func(t *testing.T) {
+			s, _ := newStandby(t, p, b, nil)
+			_, err := s.Setup(context.Background())
+			require.NoError(t, err)
+			p.Stop(t, "fast")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			require.NoError(t, s.Start(ctx), "the standby starts without its primary")
+			short, cancelShort := context.WithTimeout(ctx, 8*time.Second)
+			_, err = s.WaitStreaming(short)
+			cancelShort()
+			require.ErrorIs(t, err, replica.ErrNotStreaming)
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Contains(t, err.Error(), "could not connect to the primary")
+			p.Start(t)
+			_, err = s.WaitStreaming(ctx)
+			require.NoError(t, err)
+			seesRow(t, s, p.InsertRows(t, 1))
+		})
+	})
+}
+
+// lower edits the staging configuration behind Setup's back.
+func lower(t *testing.T, data, name, value string) {
+	t.Helper()
+	c, err := pgconf.Load(data)
+	require.NoError(t, err)
+	_, err = c.Set(name, value)
+	require.NoError(t, err)
+	require.NoError(t, c.Save())
+}
+
+func TestVersionMismatch(t *testing.T) {
+	_, data := goldenDataDir(t, "13", "../internal/pgcontrol/testdata/pg_control.13")
+	s, err := replica.New(replica.Config{DataDir: data, BinDir: fakeBinDir(t, "15.4"), Source: replica.Source{Host: "h", User: "u"}})
+	require.NoError(t, err)
+	_, err = s.Setup(context.Background())
+	require.ErrorIs(t, err, replica.ErrVersionMismatch)
+	var ve *replica.VersionError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "13", ve.DataMajor.String())
+	assert.Equal(t, "15", ve.BinMajor.String())
+	assert.Contains(t, err.Error(), "PostgreSQL 13")
+	assert.Contains(t, err.Error(), "are 15")
+}
+
+func TestNewReportsEveryProblem(t *testing.T) {
+	_, err := replica.New(replica.Config{SlotName: "Bad-Name", Port: 70000})
+	require.Error(t, err)
+	var ce *replica.ConfigError
+	require.ErrorAs(t, err, &ce)
+	for _, want := range []string{"DataDir", "BinDir", "Source.Host", "Source.User", "ports", "SlotName"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}
+
+func TestParseMajor(t *testing.T) {
+	tests := []struct {
+		in   string
+		want replica.Major
+		str  string
+	}{
+		{"9.4", 904, "9.4"}, {"9.6.24\n", 906, "9.6"}, {"10", 1000, "10"}, {"15.4", 1500, "15"}, {"18\n", 1800, "18"},
+	}
+	for _, tc := range tests {
+		got, err := replica.ParseMajor(tc.in)
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
+		assert.Equal(t, tc.str, got.String())
+	}
+	for _, bad := range []string{"", "9", "x", "9.x", "-1"} {
+		_, err := replica.ParseMajor(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestUnsupportedVersion(t *testing.T) {
+	_, data := goldenDataDir(t, "9.3", "testdata/pg_control.9.4")
+	s, err := replica.New(replica.Config{DataDir: data, BinDir: fakeBinDir(t, "9.3.25"), Source: replica.Source{Host: "h", User: "u"}})
+	require.NoError(t, err)
+	_, err = s.Setup(context.Background())
+	require.True(t, errors.Is(err, replica.ErrUnsupportedVersion), "%v", err)
+}
