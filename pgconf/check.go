@@ -261,8 +261,8 @@ func (c *Config) Check(ctx context.Context, k *Checker) error {
 	c.ensure()
 	var settings []Setting
 	for i := range c.entries {
-		if e := &c.entries[i]; e.Name != "" {
-			settings = append(settings, e.Setting)
+		if e := &c.entries[i]; e.isSetting() {
+			settings = append(settings, e.setting())
 		}
 	}
 	return k.Check(ctx, settings)

@@ -64,7 +64,6 @@ type Config struct {
 	files    []*File
 	byPath   map[string]*File
 	readErr  map[string]error
-	incs     map[*File]map[int]*include
 
 	stale     bool
 	hide      bool // walking lines pg_file_settings would not show
@@ -82,12 +81,20 @@ type include struct {
 	err    error // the directory could not be read
 }
 
-// entry is an Entry with the line it comes from.
+// entry is one row of the server's reading: a setting line, or an error.
 type entry struct {
-	Entry
 	file   *File
-	line   int  // index in file.lines; -1 for error rows without a line
-	hidden bool // after a syntax error in its file: not in pg_file_settings
+	line   int    // index in file.lines; -1 for error rows of include directives
+	err    *Entry // error rows: the row itself
+	hidden bool   // after a syntax error in its file: not in pg_file_settings
+}
+
+func (e *entry) isSetting() bool { return e.err == nil }
+
+// setting builds the Setting of a setting row.
+func (e *entry) setting() Setting {
+	l := &e.file.lines[e.line]
+	return Setting{Name: l.name(), Value: l.value(), File: e.file.Path, Line: e.line + 1}
 }
 
 // Load reads the configuration at path: a data directory (its
@@ -107,7 +114,6 @@ func Load(path string) (*Config, error) {
 	c := &Config{
 		byPath:  map[string]*File{},
 		readErr: map[string]error{},
-		incs:    map[*File]map[int]*include{},
 	}
 	st, err := os.Stat(abs)
 	if err != nil {
@@ -158,14 +164,15 @@ func (c *Config) read(path string) *File {
 	c.files = append(c.files, f)
 	for i := range f.lines {
 		l := &f.lines[i]
-		if l.kind != lineSetting || !isDirective(l.name) {
+		if l.kind != lineSetting {
 			continue
 		}
-		inc := &include{kind: strings.ToLower(l.name), target: absLocation(l.value, path)}
-		if c.incs[f] == nil {
-			c.incs[f] = map[int]*include{}
+		kind := directive(l.nameBytes())
+		if kind == "" {
+			continue
 		}
-		c.incs[f][i] = inc
+		inc := &include{kind: kind, target: absLocation(l.value(), path)}
+		l.inc = inc
 		if inc.kind == "include_dir" {
 			inc.files, inc.err = confFilesInDir(inc.target)
 			for _, name := range inc.files {
@@ -222,7 +229,6 @@ func (c *Config) refresh() {
 	if c.auto != nil {
 		c.walk(c.auto, c.auto.Path, 0, "", 0)
 	}
-	c.markApplied()
 	c.stale = false
 }
 
@@ -231,13 +237,11 @@ func (c *Config) refresh() {
 // with strcmp, not case-insensitively) are ignored; nothing is applied when
 // the files have errors. Applied does not decide the value in effect: the
 // last occurrence of a name, whatever its case, wins.
-func (c *Config) markApplied() {
-	ok := c.mainOK && len(c.walkErrs) == 0
+func markApplied(rows []Entry, ok bool) {
 	seen := map[string]bool{}
 	live := map[string][]int{}
-	for i := range c.entries {
-		e := &c.entries[i]
-		e.Applied = false
+	for i := range rows {
+		e := &rows[i]
 		if e.Name == "" {
 			continue
 		}
@@ -251,7 +255,7 @@ func (c *Config) markApplied() {
 		folded := strings.ToLower(e.Name)
 		if seen[folded] {
 			for _, j := range live[e.Name] {
-				c.entries[j].Applied = false
+				rows[j].Applied = false
 			}
 			live[e.Name] = live[e.Name][:0]
 		}
@@ -287,7 +291,7 @@ func (c *Config) walk(f *File, path string, depth int, calling string, callingLi
 		switch l.kind {
 		case lineError:
 			se := f.syntaxError(i)
-			c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{File: f.Path, Line: se.Line}, Error: "syntax error"}, file: f, line: i, hidden: c.hide})
+			c.entries = append(c.entries, entry{err: &Entry{Setting: Setting{File: f.Path, Line: se.Line}, Error: "syntax error"}, file: f, line: i, hidden: c.hide})
 			c.walkErrs = append(c.walkErrs, se)
 			c.hide = true
 			ok = false
@@ -295,9 +299,9 @@ func (c *Config) walk(f *File, path string, depth int, calling string, callingLi
 				return false
 			}
 		case lineSetting:
-			inc := c.incs[f][i]
+			inc := l.inc
 			if inc == nil {
-				c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{Name: l.name, Value: l.value, File: f.Path, Line: i + 1}}, file: f, line: i, hidden: c.hide})
+				c.entries = append(c.entries, entry{file: f, line: i, hidden: c.hide})
 				continue
 			}
 			if !c.walkInclude(f, i, inc, depth+1) {
@@ -353,7 +357,7 @@ func (c *Config) walkFile(path string, strict bool, depth int, calling string, c
 }
 
 func (c *Config) errorRow(file string, line int, msg string, err error) {
-	c.entries = append(c.entries, entry{Entry: Entry{Setting: Setting{File: file, Line: line}, Error: msg}, line: -1, hidden: c.hide})
+	c.entries = append(c.entries, entry{err: &Entry{Setting: Setting{File: file, Line: line}, Error: msg}, line: -1, hidden: c.hide})
 	c.walkErrs = append(c.walkErrs, err)
 }
 
@@ -388,10 +392,16 @@ func (c *Config) Entries() []Entry {
 	}
 	var out []Entry
 	for i := range c.entries[:n] {
-		if !c.entries[i].hidden {
-			out = append(out, c.entries[i].Entry)
+		e := &c.entries[i]
+		switch {
+		case e.hidden:
+		case e.isSetting():
+			out = append(out, Entry{Setting: e.setting()})
+		default:
+			out = append(out, *e.err)
 		}
 	}
+	markApplied(out, c.mainOK && len(c.walkErrs) == 0)
 	return out
 }
 
@@ -399,7 +409,7 @@ func (c *Config) Entries() []Entry {
 // occurrence in the order the server reads the files.
 func (c *Config) Get(name string) (Setting, bool) {
 	if i := c.effective(name); i >= 0 {
-		return c.entries[i].Setting, true
+		return c.entries[i].setting(), true
 	}
 	return Setting{}, false
 }
@@ -407,7 +417,7 @@ func (c *Config) Get(name string) (Setting, bool) {
 func (c *Config) effective(name string) int {
 	c.ensure()
 	for i := len(c.entries) - 1; i >= 0; i-- {
-		if e := &c.entries[i]; e.Name != "" && strings.EqualFold(e.Name, name) {
+		if e := &c.entries[i]; e.isSetting() && e.file.lines[e.line].isNamed(name) {
 			return i
 		}
 	}

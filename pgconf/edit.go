@@ -74,7 +74,7 @@ func checkName(name string) error {
 	if t.start != 0 || t.end != len(name) || (t.kind != tokID && t.kind != tokQualifiedID) {
 		return fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
-	if isDirective(name) {
+	if directive([]byte(name)) != "" {
 		return fmt.Errorf("%w: %q is an include directive", ErrInvalidName, name)
 	}
 	return nil
@@ -101,13 +101,13 @@ func (f *File) setLine(i int, value string) error {
 		raw = append(raw, content[l.valEnd:]...)
 		raw = append(raw, nl...)
 		nl := parseLine(raw)
-		if nl.kind == lineSetting && nl.name == l.name && nl.value == value {
+		if nl.kind == lineSetting && bytes.Equal(nl.nameBytes(), l.nameBytes()) && nl.value() == value {
 			f.lines[i] = nl
 			f.changed = true
 			return nil
 		}
 	}
-	return fmt.Errorf("pgconf: cannot write %s = %q on line %d of %s", l.name, value, i+1, f.Path)
+	return fmt.Errorf("pgconf: cannot write %s = %q on line %d of %s", l.name(), value, i+1, f.Path)
 }
 
 // replaceLine puts raw in place of line i.
@@ -162,11 +162,11 @@ func (c *Config) Set(name, value string) (bool, error) {
 	}
 	if i := c.effective(name); i >= 0 {
 		e := &c.entries[i]
-		if e.Value == value {
+		if e.file.lines[e.line].value() == value {
 			return false, nil
 		}
 		if e.file != c.main && c.Overrides == RefuseOverridden {
-			return false, &OverriddenError{Name: name, File: e.File, Line: e.Line}
+			return false, &OverriddenError{Name: name, File: e.file.Path, Line: e.line + 1}
 		}
 		if err := e.file.setLine(e.line, value); err != nil {
 			return false, err
@@ -182,13 +182,13 @@ func (c *Config) Set(name, value string) (bool, error) {
 		}
 		raw := f.lines[i].raw
 		if bytes.HasPrefix(raw, []byte(CommentMark)) {
-			if l := parseLine(raw[len(CommentMark):]); l.kind == lineSetting && strings.EqualFold(l.name, name) {
+			if l := parseLine(raw[len(CommentMark):]); l.isNamed(name) {
 				tmpl = i // a line Comment marked: the best place
 			}
 			continue
 		}
 		if tmpl < 0 {
-			if l, ok := commentedSetting(raw); ok && strings.EqualFold(l.name, name) {
+			if l, ok := commentedSetting(raw); ok && l.isNamed(name) {
 				tmpl = i
 			}
 		}
@@ -244,11 +244,11 @@ func (c *Config) Comment(name string) (bool, error) {
 	c.ensure()
 	changed := false
 	for _, e := range c.entries {
-		if e.Name == "" || !strings.EqualFold(e.Name, name) {
+		if !e.isSetting() {
 			continue
 		}
 		l := &e.file.lines[e.line]
-		if l.kind != lineSetting { // already commented: a file read twice
+		if !l.isNamed(name) { // or already commented: a file read twice
 			continue
 		}
 		e.file.replaceLine(e.line, append([]byte(CommentMark), l.raw...))
@@ -273,7 +273,7 @@ func (c *Config) Uncomment(name string) (bool, error) {
 			if !bytes.HasPrefix(raw, []byte(CommentMark)) {
 				continue
 			}
-			if l := parseLine(raw[len(CommentMark):]); l.kind == lineSetting && strings.EqualFold(l.name, name) {
+			if l := parseLine(raw[len(CommentMark):]); l.isNamed(name) {
 				f.replaceLine(i, raw[len(CommentMark):])
 				changed = true
 			}

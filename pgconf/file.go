@@ -3,7 +3,6 @@ package pgconf
 import (
 	"bytes"
 	"errors"
-	"strings"
 )
 
 // maxSyntaxErrors is where the server gives up on a file.
@@ -18,21 +17,40 @@ const (
 )
 
 // line is one physical line of a file. Tokens never span lines in the
-// server's grammar, so a file is parsed line by line.
+// server's grammar, so a file is parsed line by line. Names and values stay
+// spans of raw until asked for: a large file parses without copying.
 type line struct {
 	raw       []byte // the bytes of the line, newline included
 	kind      lineKind
-	name      string // as written
-	value     string // decoded
-	valStart  int    // value token in raw
-	valEnd    int
-	quoted    bool
-	errNear   string // syntax error: token text
-	errAtEOL  bool
-	errPrevNo bool // error reported on the line before (end of file without newline)
+	quoted    bool  // the value is a quoted string
+	errAtEOL  bool  // syntax error: the line ended where a token was needed
+	errPrevNo bool  // error reported on the line before (end of file without newline)
+	nameStart int32 // setting: the name
+	nameEnd   int32
+	valStart  int32 // setting: the value token; syntax error: the offending token
+	valEnd    int32
+	inc       *include // an include directive, as Load resolved it
 }
 
 func (l *line) content() []byte { return bytes.TrimSuffix(l.raw, []byte("\n")) }
+
+func (l *line) nameBytes() []byte { return l.raw[l.nameStart:l.nameEnd] }
+
+// name is the name as written.
+func (l *line) name() string { return string(l.nameBytes()) }
+
+// value is the value as the server sees it, quotes and escapes resolved.
+func (l *line) value() string {
+	v := l.raw[l.valStart:l.valEnd]
+	if l.quoted {
+		return unquote(v)
+	}
+	return string(v)
+}
+
+func (l *line) isNamed(name string) bool {
+	return l.kind == lineSetting && bytes.EqualFold(l.nameBytes(), []byte(name))
+}
 
 // parseLine runs the server's per-line grammar on raw.
 func parseLine(raw []byte) line {
@@ -45,7 +63,7 @@ func parseLine(raw []byte) line {
 			l.errAtEOL = true
 			l.errPrevNo = !hasNL
 		} else {
-			l.errNear = string(s[t.start:t.end])
+			l.valStart, l.valEnd = int32(t.start), int32(t.end)
 		}
 		return l
 	}
@@ -56,7 +74,7 @@ func parseLine(raw []byte) line {
 	if t.kind != tokID && t.kind != tokQualifiedID {
 		return fail(t)
 	}
-	l.name = string(s[t.start:t.end])
+	l.nameStart, l.nameEnd = int32(t.start), int32(t.end)
 	t = scanToken(s, t.end)
 	if t.kind == tokEquals {
 		t = scanToken(s, t.end)
@@ -71,13 +89,8 @@ func parseLine(raw []byte) line {
 		return fail(t)
 	}
 	l.kind = lineSetting
-	l.valStart, l.valEnd = v.start, v.end
-	if v.kind == tokString {
-		l.quoted = true
-		l.value = unquote(s[v.start:v.end])
-	} else {
-		l.value = string(s[v.start:v.end])
-	}
+	l.valStart, l.valEnd = int32(v.start), int32(v.end)
+	l.quoted = v.kind == tokString
 	return l
 }
 
@@ -145,7 +158,10 @@ func (f *File) syntaxError(i int) *SyntaxError {
 	if l.kind != lineError {
 		return nil
 	}
-	e := &SyntaxError{File: f.Path, Line: i + 1, Near: l.errNear, AtEOL: l.errAtEOL}
+	e := &SyntaxError{File: f.Path, Line: i + 1, AtEOL: l.errAtEOL}
+	if !l.errAtEOL {
+		e.Near = string(l.raw[l.valStart:l.valEnd])
+	}
 	if l.errPrevNo {
 		e.Line-- // the server counts the line only when it sees its newline
 	}
@@ -158,17 +174,18 @@ func (f *File) Settings() []Setting {
 	var out []Setting
 	for i := range f.lines {
 		if l := &f.lines[i]; l.kind == lineSetting {
-			out = append(out, Setting{Name: l.name, Value: l.value, File: f.Path, Line: i + 1})
+			out = append(out, Setting{Name: l.name(), Value: l.value(), File: f.Path, Line: i + 1})
 		}
 	}
 	return out
 }
 
-// isDirective reports whether name is one of the include directives.
-func isDirective(name string) bool {
-	switch strings.ToLower(name) {
-	case "include", "include_if_exists", "include_dir":
-		return true
+// directive returns the include directive name is (in lower case), or "".
+func directive(name []byte) string {
+	for _, d := range []string{"include", "include_if_exists", "include_dir"} {
+		if bytes.EqualFold(name, []byte(d)) {
+			return d
+		}
 	}
-	return false
+	return ""
 }

@@ -54,13 +54,18 @@ func scanToken(s []byte, i int) token {
 			best, kind = n, k
 		}
 	}
-	try(matchID(s, i), tokID)
-	try(matchQualifiedID(s, i), tokQualifiedID)
-	try(matchString(s, i), tokString)
-	try(matchUnquoted(s, i), tokUnquoted)
-	try(matchInteger(s, i), tokInteger)
-	try(matchReal(s, i), tokReal)
-	if s[i] == '=' {
+	// Only the classes that can start with s[i] are measured, in rule order.
+	switch c := s[i]; {
+	case isLetter(c):
+		try(matchID(s, i), tokID)
+		try(matchQualifiedID(s, i), tokQualifiedID)
+		try(matchUnquoted(s, i), tokUnquoted)
+	case c == '\'':
+		try(matchString(s, i), tokString)
+	case isDigit(c) || c == '+' || c == '-' || c == '.':
+		try(matchInteger(s, i), tokInteger)
+		try(matchReal(s, i), tokReal)
+	case c == '=':
 		try(1, tokEquals)
 	}
 	if best == 0 {
