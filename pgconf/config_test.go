@@ -133,6 +133,8 @@ func TestSet(t *testing.T) {
 			"port", "3", true, "x.conf", "port = 3\n"},
 		{"auto.conf", map[string]string{"postgresql.conf": "port = 1\n", "postgresql.auto.conf": "port = '2'\n"},
 			"port", "3", true, "postgresql.auto.conf", "port = '3'\n"},
+		{"include after the block", map[string]string{"postgresql.conf": pgconf.BlockBegin + "\n" + pgconf.BlockEnd + "\ninclude 'i.conf'\n", "i.conf": "port = 1\n"},
+			"port", "2", true, "i.conf", "port = 2\n"},
 		{"name glued to quoted value", map[string]string{"postgresql.conf": "port'1'\n"},
 			"port", "2", true, "postgresql.conf", "port'2'\n"},
 	}
@@ -241,4 +243,21 @@ func TestSaveKeepsMode(t *testing.T) {
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Len(t, ents, 1, "no temporary file left behind")
+}
+
+// Lines inserted before an include directive must not lose the include.
+func TestInsertBeforeInclude(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"postgresql.conf": pgconf.BlockBegin + "\n" + pgconf.BlockEnd + "\ninclude 'i.conf'\n",
+		"i.conf":          "port = 1\n",
+	})
+	c, err := pgconf.Load(dir)
+	require.NoError(t, err)
+	_, err = c.Set("ssl", "on")
+	require.NoError(t, err)
+	_, err = c.Set("port", "2")
+	require.NoError(t, err)
+	require.NoError(t, c.Save())
+	assert.Equal(t, "port = 2\n", readFile(t, filepath.Join(dir, "i.conf")))
+	assert.Equal(t, pgconf.BlockBegin+"\nssl = on\n"+pgconf.BlockEnd+"\ninclude 'i.conf'\n", readFile(t, filepath.Join(dir, "postgresql.conf")))
 }
