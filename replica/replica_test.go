@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,10 +162,38 @@ func TestStandbyReal(t *testing.T) {
 				assert.True(t, st.Running)
 				assert.True(t, st.WalReceiver)
 
+				// The server runs as the OS user, who owns the password file; the
+				// password is in no process's arguments.
+				u := pgtest.OSUser(t)
+				assert.Equal(t, u.UID, procUID(t, st.PID), "postmaster's user")
+				fi, err := os.Stat(res.PassFile)
+				require.NoError(t, err)
+				assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+				assert.Equal(t, uint32(u.UID), fi.Sys().(*syscall.Stat_t).Uid)
+				assertPasswordInNoCmdline(t, p.ReplPassword)
+
 				require.NoError(t, s.Stop(context.Background()))
 				st, err = s.Status(context.Background())
 				require.NoError(t, err)
 				assert.False(t, st.Running)
+			})
+			t.Run("generated configuration", func(t *testing.T) {
+				t.Parallel()
+				// Sources that keep their configuration in /etc (Debian) leave
+				// none in the backup.
+				s, data := newStandby(t, p, b, nil)
+				for _, name := range []string{"postgresql.conf", "pg_hba.conf", "pg_ident.conf"} {
+					require.NoError(t, os.Remove(filepath.Join(data, name)))
+				}
+				res, err := s.Setup(context.Background())
+				require.NoError(t, err)
+				assert.Len(t, res.Generated, 3)
+				streaming := startStreaming(t, s)
+				// The generated pg_hba.conf lets local users in by peer only, and
+				// this test is not the server's OS user: the log decides.
+				if os.Geteuid() == 0 {
+					assert.Equal(t, "log", streaming.Method)
+				}
 			})
 			t.Run("slot", func(t *testing.T) {
 				t.Parallel()
@@ -252,6 +282,39 @@ func TestStandbyReal(t *testing.T) {
 			seesRow(t, s, p.InsertRows(t, 1))
 		})
 	})
+}
+
+// procUID returns the real user id of a process, from /proc.
+func procUID(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			uid, err := strconv.Atoi(strings.Fields(rest)[0])
+			require.NoError(t, err)
+			return uid
+		}
+	}
+	t.Fatalf("no Uid in /proc/%d/status", pid)
+	return -1
+}
+
+// assertPasswordInNoCmdline checks the arguments of every process.
+func assertPasswordInNoCmdline(t *testing.T, password string) {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		assert.NotContains(t, string(b), password, "arguments of process %s", e.Name())
+	}
 }
 
 // lower edits the staging configuration behind Setup's back.
