@@ -3,11 +3,13 @@ package pgconf_test
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgstage/pgstage/internal/pgtest"
 	"github.com/pgstage/pgstage/pgconf"
 )
 
@@ -260,4 +262,39 @@ func TestInsertBeforeInclude(t *testing.T) {
 	require.NoError(t, c.Save())
 	assert.Equal(t, "port = 2\n", readFile(t, filepath.Join(dir, "i.conf")))
 	assert.Equal(t, pgconf.BlockBegin+"\nssl = on\n"+pgconf.BlockEnd+"\ninclude 'i.conf'\n", readFile(t, filepath.Join(dir, "postgresql.conf")))
+}
+
+func TestSaveKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("changing owners needs root")
+	}
+	u := pgtest.OSUser(t)
+	dir := writeTree(t, map[string]string{"postgresql.conf": "port = 1\n"})
+	p := filepath.Join(dir, "postgresql.conf")
+	require.NoError(t, os.Chown(p, u.UID, u.GID))
+	c, err := pgconf.Load(dir)
+	require.NoError(t, err)
+	_, err = c.Set("port", "2")
+	require.NoError(t, err)
+	require.NoError(t, c.Save())
+	st, err := os.Stat(p)
+	require.NoError(t, err)
+	sys := st.Sys().(*syscall.Stat_t)
+	assert.Equal(t, []int{u.UID, u.GID}, []int{int(sys.Uid), int(sys.Gid)})
+}
+
+// A configuration file outside the data directory (as Debian keeps it):
+// postgresql.auto.conf is read from the data_directory it names.
+func TestLoadConfigFile(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"etc/postgresql.conf":       "data_directory = '../data'\nport = 1\n",
+		"data/postgresql.auto.conf": "port = '2'\n",
+	})
+	c, err := pgconf.Load(filepath.Join(dir, "etc", "postgresql.conf"))
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "data"), c.DataDir())
+	s, ok := c.Get("port")
+	require.True(t, ok)
+	assert.Equal(t, "2", s.Value)
+	assert.Equal(t, filepath.Join(dir, "data", "postgresql.auto.conf"), s.File)
 }

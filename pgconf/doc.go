@@ -38,4 +38,29 @@
 // when they need it. Every edit reports whether it changed anything, and
 // [Config.Save] writes the changed files atomically, keeping their mode and
 // owner.
+//
+// # Checking against the server binaries
+//
+// A [Checker] asks the postgres binary of the version that will read the
+// files: [Checker.Parameters] lists what it knows (postgres
+// --describe-config), and [Checker.Check] or [Config.Check] has it read the
+// settings (postgres -C on a scratch configuration), so unknown names, bad
+// enum values, numbers out of range and wrong units are reported in the
+// server's own words, with the allowed values, all at once
+// ([InvalidSettingError]), before any server starts. postgres refuses to
+// run as root except for --describe-config: a caller running as root sets
+// [Checker.Credential] to an unprivileged user.
+//
+// # Fidelity
+//
+// The package is tested against the servers of every major version from
+// 10 to 18: for a corpus of tricky files, [Config.Entries] must equal the
+// server's pg_file_settings row for row (name, setting, file, line, applied,
+// error), and after edits postgres -C must show the values [Config.Get]
+// reports. Two things only a running server knows are out of reach:
+// whether a value passes its parameter's checks (use a [Checker]) and
+// whether a postmaster parameter differs from the running value.
+//
+// A Config is not safe for concurrent use; separate Configs are
+// independent.
 package pgconf
