@@ -102,6 +102,8 @@ type Standby struct {
 	gid    int
 	osUser string
 
+	checked Major // the major version found to match the binaries, 0 before
+
 	logStart int64 // size of the log when Start began
 	logPath  string
 }

@@ -164,8 +164,12 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 }
 
 // version reads the data directory's major and checks it against the
-// staging binaries'.
+// staging binaries', once per Standby: neither changes under a staging.
 func (s *Standby) version(ctx context.Context) (Major, *rules, error) {
+	if s.checked != 0 {
+		r, err := rulesFor(s.checked)
+		return s.checked, r, err
+	}
 	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "PG_VERSION"))
 	if err != nil {
 		return 0, nil, fmt.Errorf("replica: %s is not a restored data directory: %w", s.cfg.DataDir, err)
@@ -194,6 +198,7 @@ func (s *Standby) version(ctx context.Context) (Major, *rules, error) {
 	if binMajor != major {
 		return 0, nil, &VersionError{DataDir: s.cfg.DataDir, DataMajor: major, BinDir: s.cfg.BinDir, BinMajor: binMajor, BinVersion: version}
 	}
+	s.checked = major
 	return major, r, nil
 }
 
