@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"sort"
@@ -249,3 +250,10 @@ func writeZip(t testing.TB, zipPath string, files map[string][]byte, prefix stri
 	require.NoError(t, zw.Close())
 	writeFiles(t, filepath.Dir(zipPath), map[string][]byte{filepath.Base(zipPath): buf.Bytes()})
 }
+
+// exampleTB lets examples use the fixture helpers; any failure is fatal.
+type exampleTB struct{ testing.TB }
+
+func (exampleTB) Helper()                   {}
+func (exampleTB) Errorf(f string, a ...any) { log.Fatalf(f, a...) }
+func (exampleTB) FailNow()                  { log.Fatal("fixture failed") }

@@ -247,9 +247,6 @@ func (m *Manifest) VerifyDir(ctx context.Context, dir string, skip ...string) er
 				return nil
 			}
 			if d.IsDir() {
-				if rel == "pg_wal" || rel == "pg_xlog" {
-					return filepath.SkipDir
-				}
 				return nil
 			}
 			info, err := d.Info()

@@ -86,6 +86,9 @@ func walkTar(ctx context.Context, r io.Reader, fn func(h *tar.Header, tr *tar.Re
 			end += blockPadded(h.Size)
 		}
 		if err := fn(h, tr); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return errTruncated
+			}
 			return err
 		}
 	}
