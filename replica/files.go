@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"syscall"
 )
 
@@ -114,4 +116,64 @@ func setCredential(cmd *exec.Cmd, uid, gid int) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}},
 	}
+}
+
+// reachable reports whether the OS user can read path: search permission on
+// every directory above it and read permission on the file, by owner, group
+// (any of the user's groups) or others. A password file the server cannot
+// read makes the walreceiver fail with "no password supplied", long after
+// Setup returned.
+func (s *Standby) reachable(path string) error {
+	if s.uid < 0 {
+		return nil
+	}
+	groups := map[int]bool{s.gid: true}
+	if u, err := user.LookupId(strconv.Itoa(s.uid)); err == nil {
+		if ids, err := u.GroupIds(); err == nil {
+			for _, id := range ids {
+				if g, err := strconv.Atoi(id); err == nil {
+					groups[g] = true
+				}
+			}
+		}
+	}
+	allowed := func(p string, bit os.FileMode) (bool, error) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return false, err
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return true, nil
+		}
+		perm := st.Mode().Perm()
+		switch {
+		case int(sys.Uid) == s.uid:
+			return perm&(bit<<6) != 0, nil
+		case groups[int(sys.Gid)]:
+			return perm&(bit<<3) != 0, nil
+		default:
+			return perm&bit != 0, nil
+		}
+	}
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		ok, err := allowed(dir, 0o1)
+		if err != nil {
+			return fmt.Errorf("replica: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("replica: %s cannot enter %s, so the server cannot read %s: give it search permission or choose another PassFile", s.osUser, dir, path)
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	ok, err := allowed(path, 0o4)
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("replica: %s cannot read %s", s.osUser, path)
+	}
+	return nil
 }

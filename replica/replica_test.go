@@ -378,3 +378,18 @@ func TestUnsupportedVersion(t *testing.T) {
 	_, err = s.Setup(context.Background())
 	require.True(t, errors.Is(err, replica.ErrUnsupportedVersion), "%v", err)
 }
+
+func TestPassFileUnreachable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the server's OS user differs from ours only then")
+	}
+	_, data := goldenDataDir(t, "15", "../internal/pgcontrol/testdata/pg_control.15")
+	closed := t.TempDir() // 0700, root's
+	s, err := replica.New(replica.Config{DataDir: data, BinDir: fakeBinDir(t, "15.4"),
+		PassFile: filepath.Join(closed, "pgpass"), Source: replica.Source{Host: "h", User: "u", Password: "secret-pw"}})
+	require.NoError(t, err)
+	_, err = s.Setup(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "so the server cannot read "+filepath.Join(closed, "pgpass"))
+	assert.NotContains(t, err.Error(), "secret-pw")
+}

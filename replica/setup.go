@@ -70,6 +70,11 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st, err := s.Status(ctx); err != nil {
+		return nil, err
+	} else if st.Running {
+		return nil, fmt.Errorf("replica: the staging server runs (pid %d): stop it before Setup", st.PID)
+	}
 	cd, err := pgcontrol.ReadFile(s.cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("replica: reading the backup's pg_control: %w", err)
@@ -240,7 +245,7 @@ func (s *Standby) writePassFile(res *Result) error {
 		return redactErr(err, src.Password)
 	}
 	res.Written = append(res.Written, s.cfg.PassFile)
-	return nil
+	return s.reachable(s.cfg.PassFile)
 }
 
 // primaryConnInfo builds primary_conninfo. The password is in the password
