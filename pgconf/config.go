@@ -66,7 +66,8 @@ type Config struct {
 	readErr  map[string]error
 
 	stale     bool
-	hide      bool // walking lines pg_file_settings would not show
+	hide      bool    // walking lines pg_file_settings would not show
+	visits    []*File // files in the order the walk entered them
 	entries   []entry
 	mainOK    bool
 	autoStart int // index in entries where postgresql.auto.conf begins
@@ -223,6 +224,7 @@ func confFilesInDir(dir string) ([]string, error) {
 // refresh recomputes the server's reading after a load or an edit.
 func (c *Config) refresh() {
 	c.entries = c.entries[:0]
+	c.visits = c.visits[:0]
 	c.walkErrs = nil
 	c.mainOK = c.walk(c.main, c.main.Path, 0, "", 0)
 	c.autoStart = len(c.entries)
@@ -282,6 +284,7 @@ func (c *Config) walk(f *File, path string, depth int, calling string, callingLi
 			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrNestingDepth})
 		return false
 	}
+	c.visits = append(c.visits, f)
 	saved := c.hide
 	defer func() { c.hide = saved }()
 	ok := true

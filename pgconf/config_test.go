@@ -298,3 +298,23 @@ func TestLoadConfigFile(t *testing.T) {
 	assert.Equal(t, "2", s.Value)
 	assert.Equal(t, filepath.Join(dir, "data", "postgresql.auto.conf"), s.File)
 }
+
+// Set after Comment restores the commented line where it was in effect,
+// an included file here.
+func TestSetRestoresMarkedLine(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"postgresql.conf": "#archive_command = ''\ninclude 'i.conf'\n",
+		"i.conf":          "archive_command = 'cp %p /x'  # mine\n",
+	})
+	c, err := pgconf.Load(dir)
+	require.NoError(t, err)
+	_, err = c.Comment("archive_command")
+	require.NoError(t, err)
+	changed, err := c.Set("archive_command", "cp %p /y")
+	require.NoError(t, err)
+	assert.True(t, changed)
+	s, _ := c.Get("archive_command")
+	assert.Equal(t, pgconf.Setting{Name: "archive_command", Value: "cp %p /y", File: filepath.Join(dir, "i.conf"), Line: 1}, s)
+	assert.Equal(t, "archive_command = 'cp %p /y'  # mine\n", string(c.Files()[1].Bytes()))
+	assert.Equal(t, "#archive_command = ''\ninclude 'i.conf'\n", string(c.MainFile().Bytes()))
+}

@@ -174,40 +174,24 @@ func (c *Config) Set(name, value string) (bool, error) {
 		c.stale = true
 		return true, nil
 	}
+	// A line Comment marked is where the setting was in effect: the last
+	// one in the order the server reads the files is restored.
+	if f, i := c.lastMarked(name); f != nil {
+		f.replaceLine(i, f.lines[i].raw[len(CommentMark):])
+		c.stale = true
+		return true, f.setLine(i, value)
+	}
 	f := c.main
-	tmpl := -1
 	for i := range f.lines {
 		if f.lines[i].kind != lineBlank {
 			continue
 		}
-		raw := f.lines[i].raw
-		if bytes.HasPrefix(raw, []byte(CommentMark)) {
-			if l := parseLine(raw[len(CommentMark):]); l.isNamed(name) {
-				tmpl = i // a line Comment marked: the best place
-			}
-			continue
+		if l, ok := commentedSetting(f.lines[i].raw); ok && l.isNamed(name) {
+			f.lines[i] = l
+			f.changed = true
+			c.stale = true
+			return true, f.setLine(i, value)
 		}
-		if tmpl < 0 {
-			if l, ok := commentedSetting(raw); ok && l.isNamed(name) {
-				tmpl = i
-			}
-		}
-	}
-	if tmpl >= 0 {
-		raw := f.lines[tmpl].raw
-		if bytes.HasPrefix(raw, []byte(CommentMark)) {
-			f.replaceLine(tmpl, raw[len(CommentMark):])
-		} else {
-			l, _ := commentedSetting(raw)
-			f.lines[tmpl] = l
-		}
-		c.stale = true
-		if err := f.setLine(tmpl, value); err != nil {
-			return false, err
-		}
-		// A template holding the same value leaves no change to make.
-		f.changed = true
-		return true, nil
 	}
 	eol := "\n"
 	if len(f.lines) > 0 && bytes.HasSuffix(f.lines[0].raw, []byte("\r\n")) {
@@ -258,6 +242,28 @@ func (c *Config) Comment(name string) (bool, error) {
 		c.stale = true
 	}
 	return changed, nil
+}
+
+// lastMarked finds the line marked by Comment for name that comes last in
+// the order the server reads the files (only in the main file under
+// RefuseOverridden).
+func (c *Config) lastMarked(name string) (*File, int) {
+	c.ensure()
+	for k := len(c.visits) - 1; k >= 0; k-- {
+		f := c.visits[k]
+		if f != c.main && c.Overrides == RefuseOverridden {
+			continue
+		}
+		for i := len(f.lines) - 1; i >= 0; i-- {
+			raw := f.lines[i].raw
+			if f.lines[i].kind == lineBlank && bytes.HasPrefix(raw, []byte(CommentMark)) {
+				if l := parseLine(raw[len(CommentMark):]); l.isNamed(name) {
+					return f, i
+				}
+			}
+		}
+	}
+	return nil, -1
 }
 
 // Uncomment restores the lines for name that Comment marked, in every file
