@@ -158,8 +158,10 @@ func (k *Checker) Check(ctx context.Context, settings []Setting) error {
 				continue
 			}
 			reason := m.text
-			if m.hint != "" {
-				reason += " (" + strings.TrimSuffix(m.hint, ".") + ")"
+			for _, more := range []string{m.detail, m.hint} {
+				if more != "" {
+					reason += " (" + strings.TrimSuffix(more, ".") + ")"
+				}
 			}
 			problems = append(problems, &InvalidSettingError{Name: s.Name, Value: s.Value, File: s.File, Line: s.Line, Reason: reason})
 		}
@@ -168,7 +170,7 @@ func (k *Checker) Check(ctx context.Context, settings []Setting) error {
 	return errors.Join(problems...)
 }
 
-type serverMsg struct{ text, hint string }
+type serverMsg struct{ text, detail, hint string }
 
 // run writes the settings to a scratch configuration and has postgres read
 // it (postgres -C port), returning the LOG messages it printed. A zero exit
@@ -210,6 +212,8 @@ func (k *Checker) run(ctx context.Context, names []string, byName map[string]Set
 	for _, l := range strings.Split(string(out), "\n") {
 		if i := strings.Index(l, "LOG:  "); i >= 0 {
 			msgs = append(msgs, serverMsg{text: l[i+len("LOG:  "):]})
+		} else if i := strings.Index(l, "DETAIL:  "); i >= 0 && len(msgs) > 0 {
+			msgs[len(msgs)-1].detail = l[i+len("DETAIL:  "):]
 		} else if i := strings.Index(l, "HINT:  "); i >= 0 && len(msgs) > 0 {
 			msgs[len(msgs)-1].hint = l[i+len("HINT:  "):]
 		}

@@ -53,6 +53,7 @@ func testCheck(t *testing.T, p *pgtest.Primary) {
 		{Name: "wrok_mem", Value: "1"},
 		{Name: "fsync", Value: "maybe"},
 		{Name: "port", Value: "5433"},
+		{Name: "log_destination", Value: "stderr,carrier-pigeon"},
 	})
 	require.Error(t, err)
 	byName := map[string]*pgconf.InvalidSettingError{}
@@ -61,7 +62,7 @@ func testCheck(t *testing.T, p *pgtest.Primary) {
 		require.True(t, errors.As(e, &ie))
 		byName[ie.Name] = ie
 	}
-	require.Len(t, byName, 5, "%v", err)
+	require.Len(t, byName, 6, "%v", err)
 	assert.ErrorIs(t, err, pgconf.ErrInvalidSetting)
 	assert.Contains(t, byName["wal_level"].Reason, "Available values: minimal, replica, logical")
 	assert.Equal(t, "/x.conf", byName["wal_level"].File)
@@ -69,6 +70,7 @@ func testCheck(t *testing.T, p *pgtest.Primary) {
 	assert.Contains(t, byName["max_connections"].Reason, "0 is outside the valid range for parameter \"max_connections\" (1 .. ")
 	assert.Contains(t, byName["wrok_mem"].Reason, `unrecognized configuration parameter; did you mean "work_mem"?`)
 	assert.Contains(t, byName["fsync"].Reason, "requires a Boolean value")
+	assert.Contains(t, byName["log_destination"].Reason, `Unrecognized key word: "carrier-pigeon"`, "the DETAIL line")
 
 	// A whole configuration: problems name their file and line.
 	dir := t.TempDir()

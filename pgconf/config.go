@@ -417,6 +417,26 @@ func (c *Config) Get(name string) (Setting, bool) {
 	return Setting{}, false
 }
 
+// All returns every line that sets name (case-insensitive), in the order
+// the server reads them: the last one is in effect, and these are the lines
+// Comment would comment out.
+func (c *Config) All(name string) []Setting {
+	c.ensure()
+	var out []Setting
+	seen := map[*line]bool{} // a file read twice sets from the same line twice
+	for i := range c.entries {
+		e := &c.entries[i]
+		if !e.isSetting() {
+			continue
+		}
+		if l := &e.file.lines[e.line]; l.isNamed(name) && !seen[l] {
+			seen[l] = true
+			out = append(out, e.setting())
+		}
+	}
+	return out
+}
+
 func (c *Config) effective(name string) int {
 	c.ensure()
 	for i := len(c.entries) - 1; i >= 0; i-- {

@@ -54,6 +54,11 @@ func TestLoadIncludes(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "postgresql.auto.conf"), got.File)
 	_, ok = c.Get("nope")
 	assert.False(t, ok)
+	var all []string
+	for _, s := range c.All("port") {
+		all = append(all, filepath.Base(s.File)+":"+s.Value)
+	}
+	assert.Equal(t, []string{"postgresql.conf:1", "a.conf:2", "b.conf:3"}, all)
 
 	var rows []string
 	for _, e := range c.Entries() {
