@@ -114,8 +114,14 @@ func (s *standby) pgctl(args ...string) error {
 	return nil
 }
 
-func (s *standby) start(t *testing.T) { t.Helper(); require.NoError(t, s.pgctl("-w", "-t", "60", "start")) }
-func (s *standby) stop(t *testing.T)  { t.Helper(); require.NoError(t, s.pgctl("-m", "fast", "-w", "stop")) }
+func (s *standby) start(t *testing.T) {
+	t.Helper()
+	require.NoError(t, s.pgctl("-w", "-t", "60", "start"))
+}
+func (s *standby) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, s.pgctl("-m", "fast", "-w", "stop"))
+}
 
 func (s *standby) logTail() string {
 	files, _ := filepath.Glob(filepath.Join(s.logDir, "*.log"))
@@ -136,9 +142,13 @@ type collector struct {
 	notify chan struct{}
 }
 
-func watch(t *testing.T, dir string, f walwatch.Format) *collector {
+func watch(t *testing.T, dir string, f walwatch.Format, connString ...string) *collector {
 	t.Helper()
-	w, err := walwatch.New(walwatch.Config{LogDir: dir, Format: f})
+	cfg := walwatch.Config{LogDir: dir, Format: f}
+	if len(connString) > 0 {
+		cfg.ConnString = connString[0]
+	}
+	w, err := walwatch.New(cfg)
 	require.NoError(t, err)
 	c := &collector{format: f, w: w, notify: make(chan struct{}, 1)}
 	done := make(chan struct{})
@@ -302,6 +312,10 @@ func TestLiveStandby(t *testing.T) {
 		for _, f := range formats(major) {
 			cs = append(cs, watch(t, s.logDir, f))
 		}
+		// One more, confirming transitions with pg_stat_wal_receiver.
+		confirmed := watch(t, s.logDir, walwatch.FormatStderr,
+			fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable connect_timeout=2", s.port))
+		cs = append(cs, confirmed)
 		step(t, cs, func() { s.start(t) }, "streaming")
 		step(t, cs, func() { p.Stop(t, "fast") }, fastStop)
 		step(t, cs, func() { p.Start(t) }, "recovered")
@@ -333,7 +347,20 @@ func TestLiveStandby(t *testing.T) {
 			assert.True(t, matchSeq(want, c.kinds()), "%s: got %v, want %v", c.format, c.kinds(), want)
 			assert.Empty(t, c.errs, "%s", c.format)
 		}
-		saveFixture(t, major, "outages", s, cs)
+		confirmed.mu.Lock()
+		streamingSeen := false
+		for _, ev := range confirmed.events {
+			switch ev.Kind {
+			case walwatch.KindFault, walwatch.KindRecovered, walwatch.KindStreaming:
+				// The server moves on while we ask, so any status may come back,
+				// but the query must have worked.
+				assert.Contains(t, []string{"streaming", "starting", "waiting", "restarting", "stopping", "stopped", "none"}, ev.Receiver, "%s", eventString(ev))
+				streamingSeen = streamingSeen || ev.Kind == walwatch.KindRecovered && ev.Receiver == "streaming"
+			}
+		}
+		confirmed.mu.Unlock()
+		assert.True(t, streamingSeen, "no Recovered event confirmed as streaming")
+		saveFixture(t, major, "outages", s, cs[:len(cs)-1])
 
 		// Replication refused by pg_hba.conf.
 		h := makeStandby(t, p, b, "nohba")
