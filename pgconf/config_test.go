@@ -323,3 +323,20 @@ func TestSetRestoresMarkedLine(t *testing.T) {
 	assert.Equal(t, "archive_command = 'cp %p /y'  # mine\n", string(c.Files()[1].Bytes()))
 	assert.Equal(t, "#archive_command = ''\ninclude 'i.conf'\n", string(c.MainFile().Bytes()))
 }
+
+// A configuration file reached through a symbolic link is replaced where it
+// really is; the link stays.
+func TestSaveFollowsSymlink(t *testing.T) {
+	dir := writeTree(t, map[string]string{"etc/main.conf": "port = 1\n", "data/.keep": ""})
+	link := filepath.Join(dir, "data", "postgresql.conf")
+	require.NoError(t, os.Symlink(filepath.Join("..", "etc", "main.conf"), link))
+	c, err := pgconf.Load(filepath.Join(dir, "data"))
+	require.NoError(t, err)
+	_, err = c.Set("port", "2")
+	require.NoError(t, err)
+	require.NoError(t, c.Save())
+	st, err := os.Lstat(link)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSymlink, st.Mode()&os.ModeSymlink, "still a link")
+	assert.Equal(t, "port = 2\n", readFile(t, filepath.Join(dir, "etc", "main.conf")))
+}

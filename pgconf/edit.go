@@ -127,8 +127,8 @@ func (f *File) insertLines(i int, raws ...[]byte) {
 }
 
 // commentedSetting returns, for a line that is a comment whose text after
-// '#' is a setting (the templates of postgresql.conf.sample, or a line
-// Comment marked), the line without its comment sign.
+// '#' is a setting (the templates of postgresql.conf.sample), the line
+// without its comment sign.
 func commentedSetting(raw []byte) (line, bool) {
 	s := bytes.TrimLeft(raw, " \t")
 	if len(s) < 2 || s[0] != '#' {

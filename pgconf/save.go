@@ -28,8 +28,12 @@ func (c *Config) Save() error {
 }
 
 // WriteFile replaces the file at path with data atomically, keeping its
-// mode and owner (a new file gets mode 0600).
+// mode and owner (a new file gets mode 0600). A symbolic link is followed:
+// the file it points to is replaced and the link stays a link.
 func WriteFile(path string, data []byte) (err error) {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	mode := os.FileMode(0o600)
 	uid, gid := -1, -1
 	if st, err := os.Stat(path); err == nil {
