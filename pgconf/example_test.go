@@ -1,6 +1,7 @@
 package pgconf_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -73,4 +74,20 @@ func ExampleParse() {
 	// Output:
 	// 2 3
 	// pgconf: syntax error in file "postgresql.conf" line 2, near token "3"
+}
+
+// Settings are checked by the binary of the version that will read them,
+// before any server starts; every problem comes back at once.
+func ExampleChecker_Check() {
+	k := &pgconf.Checker{BinDir: "/usr/lib/postgresql/17/bin"}
+	// As root, postgres must run as an unprivileged user:
+	// k.Credential = &syscall.Credential{Uid: 101, Gid: 104}
+	err := k.Check(context.Background(), []pgconf.Setting{
+		{Name: "wal_level", Value: "maximal"},
+		{Name: "shared_buffers", Value: "1XB"},
+	})
+	var bad *pgconf.InvalidSettingError
+	if errors.As(err, &bad) {
+		fmt.Println(bad.Name, bad.Reason)
+	}
 }

@@ -160,7 +160,11 @@ func (f *File) syntaxError(i int) *SyntaxError {
 	}
 	e := &SyntaxError{File: f.Path, Line: i + 1, AtEOL: l.errAtEOL}
 	if !l.errAtEOL {
-		e.Near = string(l.raw[l.valStart:l.valEnd])
+		near := l.raw[l.valStart:l.valEnd]
+		if k := bytes.IndexByte(near, 0); k >= 0 {
+			near = near[:k] // the server prints the token as a C string
+		}
+		e.Near = string(near)
 	}
 	if l.errPrevNo {
 		e.Line-- // the server counts the line only when it sees its newline

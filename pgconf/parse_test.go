@@ -71,6 +71,7 @@ func TestParseSyntaxErrors(t *testing.T) {
 		{"number name", "1x = 1\n", `pgconf: syntax error in file "t.conf" line 1, near token "1x"`},
 		{"sign alone", "x = -a\n", `pgconf: syntax error in file "t.conf" line 1, near token "-"`},
 		{"double equals", "x == 1\n", `pgconf: syntax error in file "t.conf" line 1, near token "="`},
+		{"zero byte", "x = \x00\n", `pgconf: syntax error in file "t.conf" line 1, near token ""`},
 		{"trailing quote", "x = 'a''\n", `pgconf: syntax error in file "t.conf" line 1, near token "'"`},
 	}
 	for _, tt := range tests {

@@ -215,3 +215,37 @@ func rowStrings(rs []fileSetting) []string {
 	}
 	return out
 }
+
+// TestServerSyntaxMessages: every golden file, read by each major's
+// postgres as its configuration, gets the same syntax errors, in the same
+// words, as pgconf reports.
+func TestServerSyntaxMessages(t *testing.T) {
+	inputs, err := filepath.Glob(filepath.Join("testdata", "golden", "*.conf"))
+	require.NoError(t, err)
+	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
+		dir := pgtest.TempDir(t)
+		conf := filepath.Join(dir, "postgresql.conf")
+		for _, in := range inputs {
+			t.Run(filepath.Base(in), func(t *testing.T) {
+				data, err := os.ReadFile(in)
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(conf, data, 0o600))
+				pgtest.Chown(t, dir)
+				out, _ := pgtest.Command(context.Background(), filepath.Join(pgtest.BinDir(t, major), "postgres"), "-D", dir, "-C", "port").CombinedOutput()
+				var want []string
+				for _, l := range strings.Split(string(out), "\n") {
+					if i := strings.Index(l, "LOG:  syntax error in file"); i >= 0 {
+						want = append(want, l[i+len("LOG:  "):])
+					}
+				}
+				var got []string
+				if _, err := pgconf.Parse(conf, data); err != nil {
+					for _, l := range strings.Split(err.Error(), "\n") {
+						got = append(got, strings.TrimPrefix(l, "pgconf: "))
+					}
+				}
+				assert.Equal(t, want, got)
+			})
+		}
+	})
+}
