@@ -226,10 +226,10 @@ func (c *Config) refresh() {
 	c.entries = c.entries[:0]
 	c.visits = c.visits[:0]
 	c.walkErrs = nil
-	c.mainOK = c.walk(c.main, c.main.Path, 0, "", 0)
+	c.mainOK = c.walk(c.main, 0)
 	c.autoStart = len(c.entries)
 	if c.auto != nil {
-		c.walk(c.auto, c.auto.Path, 0, "", 0)
+		c.walk(c.auto, 0)
 	}
 	c.stale = false
 }
@@ -278,12 +278,7 @@ func (c *Config) ensure() {
 // at the directive and parsing goes on. pg_file_settings instead abandons a
 // file at its first syntax error: what follows is marked hidden, so that
 // Entries can show that view while Get still sees every line.
-func (c *Config) walk(f *File, path string, depth int, calling string, callingLine int) bool {
-	if depth > maxDepth {
-		c.errorRow(calling, callingLine, "nesting depth exceeded",
-			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrNestingDepth})
-		return false
-	}
+func (c *Config) walk(f *File, depth int) bool {
 	c.visits = append(c.visits, f)
 	saved := c.hide
 	defer func() { c.hide = saved }()
@@ -320,26 +315,29 @@ func (c *Config) walkInclude(f *File, i int, inc *include, depth int) bool {
 	case "include_dir":
 		if inc.err != nil {
 			c.errorRow(f.Path, i+1, "could not open directory \""+inc.target+"\"",
-				&IncludeError{File: f.Path, Line: i + 1, Target: inc.target, Err: inc.err})
+				&IncludeError{File: f.Path, Line: i + 1, Target: inc.target, Dir: true, Err: inc.err})
 			return false
 		}
 		for _, p := range inc.files {
-			if !c.walkFile(p, true, depth, f.Path, i+1) {
+			if !c.walkFile(p, p, true, depth, f.Path, i+1) {
 				return false
 			}
 		}
 		return true
 	case "include":
-		return c.walkFile(inc.target, true, depth, f.Path, i+1)
+		return c.walkFile(inc.target, f.lines[i].value(), true, depth, f.Path, i+1)
 	default:
-		return c.walkFile(inc.target, false, depth, f.Path, i+1)
+		return c.walkFile(inc.target, f.lines[i].value(), false, depth, f.Path, i+1)
 	}
 }
 
-func (c *Config) walkFile(path string, strict bool, depth int, calling string, callingLine int) bool {
+// walkFile follows one include: path is the absolute path, named the path
+// as the directive names it (the server reports a too deep nesting before
+// it resolves the path).
+func (c *Config) walkFile(path, named string, strict bool, depth int, calling string, callingLine int) bool {
 	if depth > maxDepth {
 		c.errorRow(calling, callingLine, "nesting depth exceeded",
-			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrNestingDepth})
+			&IncludeError{File: calling, Line: callingLine, Target: named, Err: ErrNestingDepth})
 		return false
 	}
 	if path == calling {
@@ -356,7 +354,7 @@ func (c *Config) walkFile(path string, strict bool, depth int, calling string, c
 			&IncludeError{File: calling, Line: callingLine, Target: path, Err: c.readErr[path]})
 		return false
 	}
-	return c.walk(f, path, depth, calling, callingLine)
+	return c.walk(f, depth)
 }
 
 func (c *Config) errorRow(file string, line int, msg string, err error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 var (
@@ -46,26 +47,45 @@ func (e *SyntaxError) Error() string {
 func (e *SyntaxError) Unwrap() error { return ErrSyntax }
 
 // IncludeError is an include, include_if_exists or include_dir directive
-// the server could not follow.
+// the server could not follow. Its message is the server's, followed by
+// where the directive is.
 type IncludeError struct {
 	File   string // file holding the directive
 	Line   int
-	Target string // absolute path of the file or directory named
-	Err    error  // the open error, or ErrNestingDepth
+	Target string // absolute path of the file or directory named; as written for ErrNestingDepth, as the server reports it
+	Dir    bool   // include_dir
+	Err    error  // the open error, ErrNestingDepth or ErrRecursion
 }
 
 func (e *IncludeError) Error() string {
-	at := " (\"" + e.File + "\" line " + itoa(e.Line) + ")"
+	at := " (included from \"" + e.File + "\" line " + itoa(e.Line) + ")"
+	what := "file"
+	if e.Dir {
+		what = "directory"
+	}
 	switch e.Err {
 	case ErrNestingDepth:
 		return "pgconf: could not open configuration file \"" + e.Target + "\": maximum nesting depth exceeded" + at
 	case ErrRecursion:
 		return "pgconf: configuration file recursion in \"" + e.File + "\"" + at
 	}
-	return "pgconf: could not open configuration file \"" + e.Target + "\"" + at + ": " + e.Err.Error()
+	return "pgconf: could not open configuration " + what + " \"" + e.Target + "\": " + strerror(e.Err) + at
 }
 
 func (e *IncludeError) Unwrap() error { return e.Err }
+
+// strerror words an open error as the server's %m does.
+func strerror(err error) string {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err.Error()
+	}
+	msg := errno.Error()
+	if msg == "" {
+		return msg
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:]
+}
 
 // OverriddenError reports a Set refused under [RefuseOverridden]: the
 // setting in effect lives in another file than the main configuration file.

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -122,6 +124,7 @@ func TestServer(t *testing.T) {
 				want := queryFileSettings(t, p)
 				got := pgconfRows(t, p.DataDir)
 				assert.Equal(t, rowStrings(want), rowStrings(got))
+				assert.Equal(t, serverErrors(t, p), pgconfErrors(t, p.DataDir))
 			})
 		}
 
@@ -195,6 +198,43 @@ func testServerEdits(t *testing.T, p *pgtest.Primary, base string) {
 	require.NoError(t, c.Save())
 	assert.Equal(t, "1", postgresC(t, p, "statement_timeout"))
 	assert.Equal(t, "lock_timeout = 6000\nstatement_timeout = 7\n", readFile(t, filepath.Join(p.DataDir, "edit.conf")))
+}
+
+// fileErrors are the server's messages pgconf reports too.
+var fileErrors = regexp.MustCompile(`^(syntax error in file|could not open configuration|configuration file recursion)`)
+
+// serverErrors is what postgres -C says about the files, sorted.
+func serverErrors(t *testing.T, p *pgtest.Primary) []string {
+	t.Helper()
+	out, _ := pgtest.Command(context.Background(), filepath.Join(p.BinDir, "postgres"), "-D", p.DataDir, "-C", "port").CombinedOutput()
+	var msgs []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, "LOG:  "); i >= 0 && fileErrors.MatchString(l[i+6:]) {
+			msgs = append(msgs, l[i+6:])
+		}
+	}
+	sort.Strings(msgs)
+	return msgs
+}
+
+// pgconfErrors is what pgconf says about the files, in the server's words
+// (without the package prefix and the location pgconf adds), sorted.
+func pgconfErrors(t *testing.T, dataDir string) []string {
+	t.Helper()
+	c, err := pgconf.Load(dataDir)
+	require.NotNil(t, c)
+	var msgs []string
+	if err != nil {
+		for _, l := range strings.Split(err.Error(), "\n") {
+			l = strings.TrimPrefix(l, "pgconf: ")
+			if i := strings.Index(l, " (included from "); i >= 0 {
+				l = l[:i]
+			}
+			msgs = append(msgs, l)
+		}
+	}
+	sort.Strings(msgs)
+	return msgs
 }
 
 // locations lists the settings rows without applied and error.
