@@ -24,7 +24,10 @@ var ErrRoot = errors.New("pgconf: postgres refuses to run as root: set Checker.C
 // Checker validates settings with the postgres binary of the PostgreSQL
 // version that will read them, before any server is started: the server's
 // own code judges names, enum values, ranges and units, and reports them in
-// its own words (with the allowed values).
+// its own words (with the allowed values). Libraries named in
+// shared_preload_libraries are not loaded, so a missing library is not
+// caught; nor is what only a running server can judge (a postmaster
+// parameter differing from the running value).
 type Checker struct {
 	// BinDir is the directory holding the postgres binary.
 	BinDir string
