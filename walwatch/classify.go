@@ -25,7 +25,8 @@ const (
 // entry is one catalogue line: a message that starts with Prefix (and
 // contains Contains, if set) means Class, with Reason for faults. Since is
 // the first major version with this wording, Until the first without it
-// (0: still current), as a half-open range [Since, Until); 94 stands for 9.4.
+// (0: still current), as a half-open range [Since, Until) of
+// server_version_num/100 (904 is 9.4, 1800 is 18).
 type entry struct {
 	Prefix   string
 	Contains string
@@ -40,101 +41,118 @@ type entry struct {
 // xlogrecovery.c, postmaster.c). More specific entries come first.
 var catalogue = []entry{
 	// Streaming.
-	{Prefix: "started streaming WAL from primary at ", Class: clsStreaming, Since: 94},
-	{Prefix: "restarted WAL streaming at ", Class: clsStreaming, Since: 94},
-	{Prefix: "fetching timeline history file for timeline ", Class: clsTimelineSwitch, Since: 94},
-	{Prefix: "new target timeline is ", Class: clsTimelineSwitch, Since: 94},
-	{Prefix: "replication terminated by primary server", Class: clsTerminated, Since: 94},
+	{Prefix: "started streaming WAL from primary at ", Class: clsStreaming, Since: 904},
+	{Prefix: "restarted WAL streaming at ", Class: clsStreaming, Since: 904},
+	{Prefix: "fetching timeline history file for timeline ", Class: clsTimelineSwitch, Since: 904},
+	{Prefix: "new target timeline is ", Class: clsTimelineSwitch, Since: 904},
+	{Prefix: "replication terminated by primary server", Class: clsTerminated, Since: 904},
 
 	// Connection refused by the primary's authentication (the primary's
 	// FATAL is relayed inside ours), before the generic connect failure.
-	{Prefix: "could not connect to the primary server", Contains: "password authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 94},
-	{Prefix: "could not connect to the primary server", Contains: "pg_hba.conf", Class: clsFault, Reason: ReasonAuthRefused, Since: 94},
-	{Prefix: "could not connect to the primary server", Contains: "password is required", Class: clsFault, Reason: ReasonAuthRefused, Since: 94},
-	{Prefix: "could not connect to the primary server", Contains: "no password supplied", Class: clsFault, Reason: ReasonAuthRefused, Since: 94},
-	{Prefix: "could not connect to the primary server", Contains: "authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 94},
-	{Prefix: "could not connect to the primary server", Contains: "replication privilege", Class: clsFault, Reason: ReasonAuthRefused, Since: 94},
-	{Prefix: "could not connect to the primary server", Contains: "not permitted to log in", Class: clsFault, Reason: ReasonAuthRefused, Since: 94},
-	{Prefix: "could not connect to the primary server", Contains: "does not exist", Class: clsFault, Reason: ReasonAuthRefused, Since: 94},
-	{Prefix: "could not connect to the primary server", Class: clsFault, Reason: ReasonPrimaryUnreachable, Since: 94, Until: 18},
-	{Prefix: `streaming replication receiver "`, Contains: "password authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 18},
-	{Prefix: `streaming replication receiver "`, Contains: "pg_hba.conf", Class: clsFault, Reason: ReasonAuthRefused, Since: 18},
-	{Prefix: `streaming replication receiver "`, Contains: "password is required", Class: clsFault, Reason: ReasonAuthRefused, Since: 18},
-	{Prefix: `streaming replication receiver "`, Contains: "authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 18},
-	{Prefix: `streaming replication receiver "`, Contains: "replication privilege", Class: clsFault, Reason: ReasonAuthRefused, Since: 18},
-	{Prefix: `streaming replication receiver "`, Contains: "could not connect to the primary server", Class: clsFault, Reason: ReasonPrimaryUnreachable, Since: 18},
-	{Prefix: "could not receive database system identifier and timeline ID from the primary server", Class: clsFault, Reason: ReasonStreamLost, Since: 94},
+	{Prefix: "could not connect to the primary server", Contains: "password authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
+	{Prefix: "could not connect to the primary server", Contains: "pg_hba.conf", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
+	{Prefix: "could not connect to the primary server", Contains: "password is required", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
+	{Prefix: "could not connect to the primary server", Contains: "no password supplied", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
+	{Prefix: "could not connect to the primary server", Contains: "authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
+	{Prefix: "could not connect to the primary server", Contains: "replication privilege", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
+	{Prefix: "could not connect to the primary server", Contains: "not permitted to log in", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
+	{Prefix: "could not connect to the primary server", Contains: "does not exist", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
+	{Prefix: "could not connect to the primary server", Class: clsFault, Reason: ReasonPrimaryUnreachable, Since: 904, Until: 1800},
+	{Prefix: `streaming replication receiver "`, Contains: "password authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
+	{Prefix: `streaming replication receiver "`, Contains: "pg_hba.conf", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
+	{Prefix: `streaming replication receiver "`, Contains: "password is required", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
+	{Prefix: `streaming replication receiver "`, Contains: "authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
+	{Prefix: `streaming replication receiver "`, Contains: "replication privilege", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
+	{Prefix: `streaming replication receiver "`, Contains: "could not connect to the primary server", Class: clsFault, Reason: ReasonPrimaryUnreachable, Since: 1800},
+	{Prefix: "could not receive database system identifier and timeline ID from the primary server", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
 
 	// Stream lost or refused.
-	{Prefix: "could not receive data from WAL stream", Contains: "has already been removed", Class: clsFault, Reason: ReasonWALRemoved, Since: 94},
-	{Prefix: "could not receive data from WAL stream", Class: clsFault, Reason: ReasonStreamLost, Since: 94},
-	{Prefix: "could not send data to WAL stream", Class: clsFault, Reason: ReasonStreamLost, Since: 94},
-	{Prefix: "could not send end-of-streaming message to primary", Class: clsFault, Reason: ReasonStreamLost, Since: 94},
-	{Prefix: "error reading result of streaming command", Class: clsFault, Reason: ReasonStreamLost, Since: 94},
-	{Prefix: "unexpected result after CommandComplete", Class: clsFault, Reason: ReasonStreamLost, Since: 94},
-	{Prefix: "error while shutting down streaming COPY", Class: clsFault, Reason: ReasonStreamLost, Since: 94},
-	{Prefix: "could not receive timeline history file from the primary server", Class: clsFault, Reason: ReasonStreamLost, Since: 94},
-	{Prefix: "terminating walreceiver due to timeout", Class: clsFault, Reason: ReasonTimeout, Since: 94},
-	{Prefix: "could not start WAL streaming", Contains: "has already been removed", Class: clsFault, Reason: ReasonWALRemoved, Since: 94},
-	{Prefix: "could not start WAL streaming", Contains: "not in this server's history", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 94},
-	{Prefix: "could not start WAL streaming", Class: clsFault, Reason: ReasonStartFailed, Since: 94},
-	{Prefix: "could not create replication slot", Class: clsFault, Reason: ReasonStartFailed, Since: 10},
+	{Prefix: "could not receive data from WAL stream", Contains: "has already been removed", Class: clsFault, Reason: ReasonWALRemoved, Since: 904},
+	{Prefix: "could not receive data from WAL stream", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
+	{Prefix: "could not send data to WAL stream", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
+	{Prefix: "could not send end-of-streaming message to primary", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
+	{Prefix: "error reading result of streaming command", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
+	{Prefix: "unexpected result after CommandComplete", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
+	{Prefix: "error while shutting down streaming COPY", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
+	{Prefix: "could not receive timeline history file from the primary server", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
+	{Prefix: "terminating walreceiver due to timeout", Class: clsFault, Reason: ReasonTimeout, Since: 904},
+	{Prefix: "could not start WAL streaming", Contains: "has already been removed", Class: clsFault, Reason: ReasonWALRemoved, Since: 904},
+	{Prefix: "could not start WAL streaming", Contains: "not in this server's history", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
+	{Prefix: "could not start WAL streaming", Class: clsFault, Reason: ReasonStartFailed, Since: 904},
+	{Prefix: "could not create replication slot", Class: clsFault, Reason: ReasonStartFailed, Since: 1000},
 
 	// Timelines and identity.
-	{Prefix: "highest timeline ", Contains: "of the primary is behind recovery timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 94},
-	{Prefix: "new timeline ", Contains: "forked off current database system timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 94},
-	{Prefix: "requested timeline ", Contains: "is not a child of this server's history", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 94},
-	{Prefix: "primary server contains no more WAL on requested timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 94},
-	{Prefix: "database system identifier differs between the primary and standby", Class: clsFault, Reason: ReasonWrongPrimary, Since: 94},
+	{Prefix: "highest timeline ", Contains: "of the primary is behind recovery timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
+	{Prefix: "new timeline ", Contains: "forked off current database system timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
+	{Prefix: "requested timeline ", Contains: "is not a child of this server's history", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
+	{Prefix: "primary server contains no more WAL on requested timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
+	{Prefix: "database system identifier differs between the primary and standby", Class: clsFault, Reason: ReasonWrongPrimary, Since: 904},
 
 	// The walreceiver process itself.
-	{Prefix: "terminating walreceiver process due to administrator command", Class: clsReceiverStopped, Since: 94},
-	{Prefix: "WAL receiver process (PID ", Contains: "terminated by", Class: clsFault, Reason: ReasonReceiverCrashed, Since: 94},
-	{Prefix: "WAL receiver process (PID ", Contains: "exited with exit code", Class: clsNoise, Since: 94},
-	{Prefix: "walreceiver process (PID ", Contains: "terminated by", Class: clsFault, Reason: ReasonReceiverCrashed, Since: 17},
-	{Prefix: "cannot continue WAL streaming, recovery has already ended", Class: clsNoise, Since: 94},
+	{Prefix: "terminating walreceiver process due to administrator command", Class: clsReceiverStopped, Since: 904},
+	{Prefix: "WAL receiver process (PID ", Contains: "terminated by", Class: clsFault, Reason: ReasonReceiverCrashed, Since: 904},
+	{Prefix: "WAL receiver process (PID ", Contains: "exited with exit code", Class: clsNoise, Since: 904},
+	{Prefix: "walreceiver process (PID ", Contains: "terminated by", Class: clsFault, Reason: ReasonReceiverCrashed, Since: 1700},
+	{Prefix: "cannot continue WAL streaming, recovery has already ended", Class: clsNoise, Since: 904},
 
 	// Staging server lifecycle.
-	{Prefix: "received smart shutdown request", Class: clsShutdownRequested, Since: 94},
-	{Prefix: "received fast shutdown request", Class: clsShutdownRequested, Since: 94},
-	{Prefix: "received immediate shutdown request", Class: clsShutdownRequested, Since: 94},
-	{Prefix: "database system is shut down", Class: clsShutdown, Since: 94},
-	{Prefix: "database system is ready to accept read only connections", Class: clsReadyReadOnly, Since: 94, Until: 14},
-	{Prefix: "database system is ready to accept read-only connections", Class: clsReadyReadOnly, Since: 14},
-	{Prefix: "database system is ready to accept connections", Class: clsReadyReadWrite, Since: 94},
-	{Prefix: "entering standby mode", Class: clsStarting, Since: 94},
-	{Prefix: "database system was shut down in recovery at", Class: clsStarting, Since: 94},
-	{Prefix: "database system was interrupted", Class: clsStarting, Since: 94},
-	{Prefix: "starting PostgreSQL ", Class: clsStarting, Since: 10},
-	{Prefix: "terminating any other active server processes", Class: clsCrashed, Since: 94},
-	{Prefix: "received promote request", Class: clsPromoted, Since: 94},
-	{Prefix: "promote trigger file found", Class: clsPromoted, Since: 94, Until: 16},
-	{Prefix: "trigger file found", Class: clsPromoted, Since: 94, Until: 10},
-	{Prefix: "archive recovery complete", Class: clsPromoted, Since: 94},
+	{Prefix: "received smart shutdown request", Class: clsShutdownRequested, Since: 904},
+	{Prefix: "received fast shutdown request", Class: clsShutdownRequested, Since: 904},
+	{Prefix: "received immediate shutdown request", Class: clsShutdownRequested, Since: 904},
+	{Prefix: "database system is shut down", Class: clsShutdown, Since: 904},
+	{Prefix: "database system is ready to accept read only connections", Class: clsReadyReadOnly, Since: 904, Until: 1400},
+	{Prefix: "database system is ready to accept read-only connections", Class: clsReadyReadOnly, Since: 1400},
+	{Prefix: "database system is ready to accept connections", Class: clsReadyReadWrite, Since: 904},
+	{Prefix: "entering standby mode", Class: clsStarting, Since: 904},
+	{Prefix: "database system was shut down in recovery at", Class: clsStarting, Since: 904},
+	{Prefix: "database system was interrupted", Class: clsStarting, Since: 904},
+	{Prefix: "starting PostgreSQL ", Class: clsStarting, Since: 1000},
+	{Prefix: "terminating any other active server processes", Class: clsCrashed, Since: 904},
+	{Prefix: "received promote request", Class: clsPromoted, Since: 904},
+	{Prefix: "promote trigger file found", Class: clsPromoted, Since: 904, Until: 1600},
+	{Prefix: "trigger file found", Class: clsPromoted, Since: 904, Until: 1000},
+	{Prefix: "archive recovery complete", Class: clsPromoted, Since: 904},
 
 	// Noise at the end of available WAL, and other known non-events.
-	{Prefix: "invalid record length at ", Class: clsNoise, Since: 94},
-	{Prefix: "record with incorrect prev-link ", Class: clsNoise, Since: 94},
-	{Prefix: "invalid magic number ", Class: clsNoise, Since: 94},
-	{Prefix: "invalid resource manager ID ", Class: clsNoise, Since: 94},
-	{Prefix: "record with invalid length at ", Class: clsNoise, Since: 94},
-	{Prefix: "unexpected pageaddr ", Class: clsNoise, Since: 94},
-	{Prefix: "contrecord is requested by ", Class: clsNoise, Since: 94},
-	{Prefix: "missing contrecord at ", Class: clsNoise, Since: 15},
-	{Prefix: "waiting for WAL to become available at ", Class: clsNoise, Since: 15},
+	{Prefix: "invalid record length at ", Class: clsNoise, Since: 904},
+	{Prefix: "record with incorrect prev-link ", Class: clsNoise, Since: 904},
+	{Prefix: "invalid magic number ", Class: clsNoise, Since: 904},
+	{Prefix: "invalid resource manager ID ", Class: clsNoise, Since: 904},
+	{Prefix: "record with invalid length at ", Class: clsNoise, Since: 904},
+	{Prefix: "unexpected pageaddr ", Class: clsNoise, Since: 904},
+	{Prefix: "contrecord is requested by ", Class: clsNoise, Since: 904},
+	{Prefix: "missing contrecord at ", Class: clsNoise, Since: 1500},
+	{Prefix: "waiting for WAL to become available at ", Class: clsNoise, Since: 1500},
 }
 
-// byFirst indexes the catalogue by the first byte of the prefix, so that
-// the common case (a record that means nothing) costs one table look-up
-// and a few short comparisons.
-var byFirst [256][]int
+// byFirst indexes the catalogue by the first byte of the prefix, and heads
+// holds each prefix's first 8 bytes as a word, so that the common case (a
+// record that means nothing) costs a table look-up and a few word compares.
+var (
+	byFirst [256][]int
+	heads   []head
+)
+
+type head struct{ word, mask uint64 }
+
+func headOf(b []byte) head {
+	var h head
+	for i := 0; i < 8 && i < len(b); i++ {
+		h.word |= uint64(b[i]) << (8 * i)
+		h.mask |= 0xff << (8 * i)
+	}
+	return h
+}
 
 func init() {
 	for i, e := range catalogue {
 		b := e.Prefix[0]
 		byFirst[b] = append(byFirst[b], i)
+		heads = append(heads, headOf([]byte(e.Prefix)))
 	}
 }
+
+var clientBackend = []byte("client backend")
 
 // classify finds what a record means, by its English message, else (14+,
 // csvlog/jsonlog, %e with %b) by SQLSTATE and backend type.
@@ -142,14 +160,15 @@ func classify(r *rawRecord) (class, Reason) {
 	if r.relayed || len(r.message) == 0 {
 		return clsNone, ReasonNone
 	}
-	if len(r.btype) > 0 && bytes.Equal(r.btype, []byte("client backend")) {
+	if len(r.btype) > 0 && bytes.Equal(r.btype, clientBackend) {
 		// A client's error message may quote anything.
 		return clsNone, ReasonNone
 	}
 	m := r.message
+	w := headOf(m).word
 	for _, i := range byFirst[m[0]] {
 		e := &catalogue[i]
-		if len(m) < len(e.Prefix) || string(m[:len(e.Prefix)]) != e.Prefix {
+		if w&heads[i].mask != heads[i].word || len(m) < len(e.Prefix) || string(m[:len(e.Prefix)]) != e.Prefix {
 			continue
 		}
 		if e.Contains != "" && !bytes.Contains(m, []byte(e.Contains)) {

@@ -116,7 +116,7 @@ func (w *Watcher) track(c candidate, offset int64, line int, lineKnown bool) *tr
 }
 
 func (t *tracked) reset(w *Watcher, offset int64, line int) {
-	t.asm = newAssembler(w.format, w.prefix, func(r *rawRecord) { w.record(t, r) })
+	t.asm = newAssembler(w.format, w.prefix, true, func(r *rawRecord) { w.record(t, r) })
 	t.sp = newSplitter(t.asm, offset, line)
 	if offset == 0 {
 		t.head = nil
@@ -239,7 +239,9 @@ func (w *Watcher) read(t *tracked) {
 	// PostgreSQL writes a record in one write: at the end of what is there,
 	// the record held open for continuation lines is complete.
 	t.asm.flush()
-	w.flushed(t)
+	off, line := t.sp.boundary()
+	w.last = lastRecord{t: t, end: off, line: line}
+	w.publish()
 }
 
 // countLines counts the lines before the offset of a file that was skipped

@@ -231,20 +231,19 @@ func timestampLen(b []byte, msec bool) int {
 // severityLen returns the length of "SEVERITY:  " at the start of b, or 0.
 // Severities may be translated, so any short word qualifies.
 func severityLen(b []byte) int {
-	limit := len(b)
-	if limit > 40 {
-		limit = 40
-	}
-	i := bytes.Index(b[:limit], []byte(":  "))
-	if i <= 0 {
-		return 0
-	}
-	for _, c := range b[:i] {
-		if c == ' ' || c == ':' || c == '\t' || c == '"' || c == '(' || c == '[' || c == '=' {
+	limit := min(len(b), 40)
+	for i := 0; i < limit; i++ {
+		switch b[i] {
+		case ':':
+			if i > 0 && i+2 < len(b) && b[i+1] == ' ' && b[i+2] == ' ' {
+				return i + 3
+			}
+			return 0
+		case ' ', '\t', '"', '(', '[', '=':
 			return 0
 		}
 	}
-	return i + 3
+	return 0
 }
 
 func runLen(b []byte, ok func(byte) bool) int {

@@ -135,6 +135,7 @@ type stderrAsm struct {
 	cur  rawRecord
 	open bool
 	f    prefixFields
+	fast bool // skip lines that cannot matter (emit only records that may)
 }
 
 func newStderrAsm(p *prefix, emit func(*rawRecord)) *stderrAsm {
@@ -181,8 +182,16 @@ func (a *stderrAsm) cont(l []byte, end int64) {
 }
 
 func (a *stderrAsm) line(l []byte, off int64, no int, end int64) {
+	if a.fast && !a.open && !lineMayMatter(l) {
+		return // see fastpath.go
+	}
 	a.line0(l, off, no, end)
 	a.cur.lastLine = no // whatever the branch, the open record now ends here
+	if a.fast && a.open && a.cur.line == no && (a.cur.relayed || !mayMatter(a.cur.message)) {
+		// A record that cannot matter: drop it so the next lines take the fast path.
+		a.open = false
+		a.cur.reset()
+	}
 }
 
 func (a *stderrAsm) line0(l []byte, off int64, no int, end int64) {
@@ -356,7 +365,9 @@ func (a *jsonAsm) line(l []byte, off int64, no int, end int64) {
 	c.reset()
 }
 
-func newAssembler(format Format, p *prefix, emit func(*rawRecord)) assembler {
+// newAssembler returns the record assembler of a format; with fast, a
+// stderr assembler may skip records that cannot be classified.
+func newAssembler(format Format, p *prefix, fast bool, emit func(*rawRecord)) assembler {
 	switch format {
 	case FormatCSV:
 		return newCSVAsm(emit)
@@ -366,7 +377,9 @@ func newAssembler(format Format, p *prefix, emit func(*rawRecord)) assembler {
 	if p == nil {
 		p = compilePrefix(DefaultPrefix)
 	}
-	return newStderrAsm(p, emit)
+	a := newStderrAsm(p, emit)
+	a.fast = fast && fastPrefix(p)
+	return a
 }
 
 // DefaultPrefix is log_line_prefix's default since PostgreSQL 10.
@@ -399,7 +412,7 @@ func NewReader(r io.Reader, format Format, logLinePrefix string) *Reader {
 			rd.r = io.MultiReader(bytes.NewReader(append([]byte(nil), rd.buf[:n]...)), r)
 		}
 	}
-	rd.a = newAssembler(format, p, func(raw *rawRecord) { rd.queue = append(rd.queue, raw.record(rd.loc)) })
+	rd.a = newAssembler(format, p, false, func(raw *rawRecord) { rd.queue = append(rd.queue, raw.record(rd.loc)) })
 	rd.sp = newSplitter(rd.a, 0, 1)
 	return rd
 }

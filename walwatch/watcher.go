@@ -40,6 +40,7 @@ type Watcher struct {
 	buf    []byte
 	silent bool // reading back: learn the state, emit nothing
 	out    []Event
+	last   lastRecord
 }
 
 // New checks the configuration, decides the format and prefix, starts
@@ -462,12 +463,10 @@ func (w *Watcher) closed() bool {
 // record handles one record of file t.
 func (w *Watcher) record(t *tracked, r *rawRecord) {
 	c, reason := classify(r)
-	pos := Position{File: t.path, Dev: t.id.dev, Ino: t.id.ino, Offset: r.end, Line: r.lastLine + 1, ModTime: t.mtime}
+	// The position is published (under the lock) after each read and with
+	// each event, not per record: most records mean nothing.
+	w.last = lastRecord{t: t, end: r.end, line: r.lastLine + 1}
 	if c == clsNone || c == clsNoise {
-		w.mu.Lock()
-		pos.State = w.state
-		w.pos = pos
-		w.mu.Unlock()
 		return
 	}
 	ev := Event{
@@ -480,11 +479,7 @@ func (w *Watcher) record(t *tracked, r *rawRecord) {
 		Line:     r.line,
 	}
 	w.out = w.m.feed(c, ev, w.out)
-	w.mu.Lock()
-	w.state = w.m.st
-	pos.State = w.state
-	w.pos = pos
-	w.mu.Unlock()
+	w.publish()
 	if w.silent {
 		w.out = w.out[:0]
 		return
@@ -492,15 +487,33 @@ func (w *Watcher) record(t *tracked, r *rawRecord) {
 	w.emit()
 }
 
+// lastRecord locates the end of the last record handled.
+type lastRecord struct {
+	t    *tracked
+	end  int64
+	line int
+}
+
+// publish makes the state and the position after the last record visible
+// to State and Position.
+func (w *Watcher) publish() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state = w.m.st
+	if t := w.last.t; t != nil {
+		w.pos = Position{File: t.path, Dev: t.id.dev, Ino: t.id.ino, Offset: w.last.end, Line: w.last.line, ModTime: t.mtime}
+	}
+	w.pos.State = w.state
+}
+
 // emit sends the queued events.
 func (w *Watcher) emit() {
 	if len(w.out) == 0 {
 		return
 	}
+	w.publish()
 	w.mu.Lock()
-	w.state = w.m.st
 	pos := w.pos
-	pos.State = w.state
 	w.mu.Unlock()
 	for _, ev := range w.out {
 		ev.Detected = time.Now()
@@ -517,6 +530,3 @@ func (w *Watcher) emit() {
 	}
 	w.out = w.out[:0]
 }
-
-// flushed is called after a file was read to its end.
-func (w *Watcher) flushed(t *tracked) {}
