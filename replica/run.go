@@ -364,7 +364,7 @@ func (s *Standby) WaitStreaming(ctx context.Context) (*Streaming, error) {
 				useSQL = false
 			}
 		}
-		if !useSQL && streamLine != "" && st.WalReceiver {
+		if !useSQL && streamLine != "" && fault == "" && st.WalReceiver {
 			return &Streaming{Method: "log", LogLine: streamLine}, nil
 		}
 		select {
@@ -379,13 +379,19 @@ func (s *Standby) streamError(fault string, err error) error {
 	return redactErr(&StreamError{Fault: fault, LogTail: tail(s.logSince(), 20), Err: err}, s.cfg.Source.Password)
 }
 
-// scanLog finds the last streaming line and the last fault line. A fault
-// after the last streaming line counts; final says it cannot heal.
+// scanLog finds the last streaming line and the last fault line of the
+// latest server start in text. A fault after the last streaming line counts;
+// final says it cannot heal.
 func scanLog(text string) (streamLine, fault string, final bool) {
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		if strings.Contains(line, "starting PostgreSQL") || strings.Contains(line, "database system was ") {
+			// A new start of the server: what an earlier run logged is over.
+			streamLine, fault, final = "", "", false
+			continue
+		}
 		if strings.Contains(line, "started streaming WAL from primary") || strings.Contains(line, "restarted WAL streaming at") {
 			streamLine, fault, final = strings.TrimSpace(line), "", false
 			continue

@@ -1,0 +1,47 @@
+package replica
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestScanLog(t *testing.T) {
+	const (
+		start     = "2026-11-24 16:35:53.587 UTC [1045] LOG:  starting PostgreSQL 15.18 on x86_64-pc-linux-gnu"
+		start9    = "2016-11-24 16:35:53.590 UTC [1050] LOG:  database system was interrupted; last known up at 2016-11-24 16:35:52 UTC"
+		streaming = "2026-11-24 16:35:53.616 UTC [1053] LOG:  started streaming WAL from primary at 0/3000000 on timeline 1"
+		auth13    = "2020-11-24 16:35:53.100 UTC [983] FATAL:  could not connect to the primary server: FATAL:  password authentication failed for user \"replicator\""
+		auth14    = "2026-11-24 16:35:53.100 UTC [983] FATAL:  could not connect to the primary server: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  password authentication failed for user \"replicator\""
+		auth18    = "2026-11-24 16:35:53.100 UTC [983] FATAL:  streaming replication receiver \"walreceiver\" could not connect to the primary server: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  password authentication failed for user \"replicator\""
+		refused   = "2026-11-24 16:35:53.100 UTC [983] FATAL:  could not connect to the primary server: connection to server at \"127.0.0.1\", port 5432 failed: Connection refused"
+		ourPeer   = "2026-11-24 16:35:53.695 UTC [1074] FATAL:  Peer authentication failed for user \"postgres\""
+		lost      = "2026-11-24 16:36:53.100 UTC [1053] FATAL:  could not receive data from WAL stream: ERROR:  requested WAL segment 000000010000000000000003 has already been removed"
+	)
+	tests := []struct {
+		name          string
+		lines         []string
+		stream, fault string
+		final         bool
+	}{
+		{"streaming", []string{start, streaming}, streaming, "", false},
+		{"auth 10-13", []string{start, auth13}, "", auth13, true},
+		{"auth 14-17", []string{start, auth14}, "", auth14, true},
+		{"auth 18", []string{start, auth18}, "", auth18, true},
+		{"primary down heals", []string{start, refused, refused}, "", refused, false},
+		{"streaming after an outage", []string{start, refused, streaming}, streaming, "", false},
+		{"our own query connection is no walreceiver fault", []string{start, streaming, ourPeer}, streaming, "", false},
+		{"WAL removed", []string{start, streaming, lost}, streaming, lost, true},
+		{"an earlier start does not count", []string{start, auth14, start}, "", "", false},
+		{"an earlier 9.x start does not count", []string{start9, streaming, start9}, "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stream, fault, final := scanLog(strings.Join(tc.lines, "\n") + "\n")
+			assert.Equal(t, tc.stream, stream, "streaming line")
+			assert.Equal(t, tc.fault, fault, "fault")
+			assert.Equal(t, tc.final, final, "final")
+		})
+	}
+}
