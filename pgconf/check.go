@@ -108,7 +108,13 @@ func (k *Checker) Check(ctx context.Context, settings []Setting) error {
 	}
 	byName := map[string]Setting{}
 	var names []string
+	var problems []error
 	for _, s := range settings {
+		if err := checkName(s.Name); err != nil {
+			problems = append(problems, &InvalidSettingError{Name: s.Name, Value: s.Value, File: s.File, Line: s.Line,
+				Reason: "not a parameter name the configuration file grammar can carry"})
+			continue
+		}
 		n := strings.ToLower(s.Name)
 		if n == "data_directory" {
 			continue // would send the server to read another directory
@@ -119,7 +125,6 @@ func (k *Checker) Check(ctx context.Context, settings []Setting) error {
 		byName[n] = s
 	}
 	sort.Strings(names)
-	var problems []error
 	for attempt := 0; attempt < 2; attempt++ {
 		msgs, err := k.run(ctx, names, byName)
 		if err != nil {
@@ -151,13 +156,19 @@ func (k *Checker) Check(ctx context.Context, settings []Setting) error {
 			sort.Strings(names)
 			continue
 		}
+		var unexplained []string
+		before := len(problems)
 		for _, m := range msgs {
 			p := reParam.FindStringSubmatch(m.text)
-			if p == nil {
-				continue
+			var s Setting
+			ok := p != nil
+			if ok {
+				s, ok = byName[strings.ToLower(p[1])]
 			}
-			s, ok := byName[strings.ToLower(p[1])]
 			if !ok {
+				if !strings.HasPrefix(m.text, "skipping missing configuration file") {
+					unexplained = append(unexplained, m.text)
+				}
 				continue
 			}
 			reason := m.text
@@ -167,6 +178,10 @@ func (k *Checker) Check(ctx context.Context, settings []Setting) error {
 				}
 			}
 			problems = append(problems, &InvalidSettingError{Name: s.Name, Value: s.Value, File: s.File, Line: s.Line, Reason: reason})
+		}
+		if len(msgs) > 0 && len(problems) == before {
+			// Rejected, but not for a setting: never report success.
+			return fmt.Errorf("pgconf: %s rejected the settings: %s", filepath.Join(k.BinDir, "postgres"), strings.Join(unexplained, "; "))
 		}
 		break
 	}

@@ -54,6 +54,7 @@ func testCheck(t *testing.T, p *pgtest.Primary) {
 		{Name: "fsync", Value: "maybe"},
 		{Name: "port", Value: "5433"},
 		{Name: "log_destination", Value: "stderr,carrier-pigeon"},
+		{Name: "a b", Value: "1"},
 	})
 	require.Error(t, err)
 	byName := map[string]*pgconf.InvalidSettingError{}
@@ -62,7 +63,7 @@ func testCheck(t *testing.T, p *pgtest.Primary) {
 		require.True(t, errors.As(e, &ie))
 		byName[ie.Name] = ie
 	}
-	require.Len(t, byName, 6, "%v", err)
+	require.Len(t, byName, 7, "%v", err)
 	assert.ErrorIs(t, err, pgconf.ErrInvalidSetting)
 	assert.Contains(t, byName["wal_level"].Reason, "Available values: minimal, replica, logical")
 	assert.Equal(t, "/x.conf", byName["wal_level"].File)
