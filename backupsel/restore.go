@@ -40,11 +40,12 @@ type RestoreOptions struct {
 	Progress func(done, total int64)
 	// Sync fsyncs every file and directory before Restore returns. It is off
 	// by default because PostgreSQL fsyncs the whole data directory itself at
-	// its first start after a restore (it finds backup_label and syncs the
-	// data directory before recovery, see SyncDataDirectory in xlog.c), so a
-	// sync here would write everything to disk twice. Turn it on when
-	// something other than PostgreSQL will rely on the files being durable
-	// (for example a storage snapshot taken right after Restore).
+	// its first start after a restore: a backup's pg_control never says the
+	// server shut down cleanly, so StartupXLOG calls SyncDataDirectory (fd.c)
+	// before recovery, and a sync here would write everything to disk twice.
+	// Turn it on when something other than PostgreSQL relies on the files
+	// being durable (a storage snapshot taken right after Restore), or when
+	// the restored configuration sets fsync = off, which skips that sync.
 	Sync bool
 	// BufferSize is the copy buffer; 0 means the Select buffer (1 MiB).
 	BufferSize int
