@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -128,6 +129,10 @@ func TestServer(t *testing.T) {
 			})
 		}
 
+		t.Run("random", func(t *testing.T) {
+			defer restore()
+			testServerRandom(t, p, base)
+		})
 		t.Run("edits", func(t *testing.T) {
 			defer restore()
 			testServerEdits(t, p, base)
@@ -136,6 +141,53 @@ func TestServer(t *testing.T) {
 			testCheck(t, p)
 		})
 	})
+}
+
+// randomValue strings together fragments that stress the lexer: quotes,
+// escapes, signs, dots, exponents, hex, units, comments.
+func randomValue(r *rand.Rand) string {
+	frags := []string{"'", "''", `\`, `\'`, `\n`, `\0`, `\101`, `\x`, "0", "7", "12", ".", "e", "E", "-", "+",
+		"x", "0x", "1F", "kB", "min", "a", "Z_", ":", "/", "#", " ", "\t", "=", "é", "\r", "$", ","}
+	var b strings.Builder
+	quoted := r.Intn(2) == 0 // a string, mostly well formed, to test unquoting
+	if quoted {
+		b.WriteString("'")
+	}
+	for n := 1 + r.Intn(6); n > 0; n-- {
+		b.WriteString(frags[r.Intn(len(frags))])
+	}
+	if quoted {
+		b.WriteString("'")
+	}
+	return b.String()
+}
+
+// testServerRandom: a few hundred generated lines, each in its own
+// included file (so that a syntax error abandons only its own file), read
+// by pgconf and by the server.
+func testServerRandom(t *testing.T, p *pgtest.Primary, base string) {
+	r := rand.New(rand.NewSource(int64(p.Major)))
+	dir := filepath.Join(p.DataDir, "random")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	defer os.RemoveAll(dir)
+	var main strings.Builder
+	main.WriteString(base)
+	for i := 0; i < 300; i++ {
+		name := fmt.Sprintf("%03d.conf", i)
+		line := "application_name = " + randomValue(r)
+		if r.Intn(4) == 0 {
+			line = "application_name " + randomValue(r) // no equals sign
+		}
+		if r.Intn(8) == 0 {
+			line += "\n" // most files end without a newline
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(line), 0o600))
+		fmt.Fprintf(&main, "include_if_exists 'random/%s'\n", name)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(p.DataDir, "postgresql.conf"), []byte(main.String()), 0o600))
+	pgtest.Chown(t, p.DataDir)
+	assert.Equal(t, rowStrings(queryFileSettings(t, p)), rowStrings(pgconfRows(t, p.DataDir)))
+	assert.Equal(t, serverErrors(t, p), pgconfErrors(t, p.DataDir))
 }
 
 // postgresC is the server's reading of one parameter: postgres -C.
