@@ -173,3 +173,33 @@ func TestDataDirSettings(t *testing.T) {
 	assert.Equal(t, walwatch.FormatCSV, w.Format())
 	assert.Equal(t, filepath.Join(data, "mylogs"), w.Dir())
 }
+
+func TestFollowTimers(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	appendFile(t, a, logAt(0, 1, "LOG", started))
+	w, err := walwatch.New(walwatch.Config{LogDir: dir, Grace: 200 * time.Millisecond, TimelineSwitchWait: 100 * time.Millisecond})
+	require.NoError(t, err)
+	defer w.Close()
+	expectEvent(t, w, "streaming@a.log:1")
+
+	// A timeline switch explains the end of the stream; a short outage stays
+	// under the grace period. Neither is a fault.
+	appendFile(t, a, logAt(1, 1, "LOG", terminated)+logAt(1, 1, "LOG", "fetching timeline history file for timeline 2 from primary server")+
+		logAt(1, 1, "LOG", "restarted WAL streaming at 0/3000000 on timeline 2"))
+	appendFile(t, a, logAt(2, 1, "FATAL", lost)+logAt(2.1, 2, "LOG", started))
+	assert.Equal(t, walwatch.PhaseStreaming, w.State().Phase)
+
+	// Alone, the end of the stream becomes a fault once the wait and the
+	// grace period have passed (by the clock: no later record comes).
+	appendFile(t, a, logAt(3, 2, "LOG", terminated))
+	expectEvent(t, w, "fault terminated-by-primary@a.log:7")
+	pos := w.Position()
+	fi, err := os.Stat(a)
+	require.NoError(t, err)
+	assert.Equal(t, fi.Size(), pos.Offset)
+	assert.Equal(t, 8, pos.Line)
+	assert.Equal(t, walwatch.PhaseFaulted, pos.State.Phase)
+	appendFile(t, a, logAt(4, 3, "LOG", started))
+	expectEvent(t, w, "recovered@a.log:8")
+}
