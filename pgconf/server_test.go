@@ -173,16 +173,18 @@ func testServerRandom(t *testing.T, p *pgtest.Primary, base string) {
 	var main strings.Builder
 	main.WriteString(base)
 	for i := 0; i < 300; i++ {
-		name := fmt.Sprintf("%03d.conf", i)
-		line := "application_name = " + randomValue(r)
+		file := fmt.Sprintf("%03d.conf", i)
+		names := []string{"application_name", "Application_NAME", "pgstage.x", "pgstage.x.y", "application_name.", "\tapplication_name"}
+		name := names[r.Intn(len(names))]
+		line := name + " = " + randomValue(r)
 		if r.Intn(4) == 0 {
-			line = "application_name " + randomValue(r) // no equals sign
+			line = name + " " + randomValue(r) // no equals sign
 		}
 		if r.Intn(8) == 0 {
 			line += "\n" // most files end without a newline
 		}
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(line), 0o600))
-		fmt.Fprintf(&main, "include_if_exists 'random/%s'\n", name)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, file), []byte(line), 0o600))
+		fmt.Fprintf(&main, "include_if_exists 'random/%s'\n", file)
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(p.DataDir, "postgresql.conf"), []byte(main.String()), 0o600))
 	pgtest.Chown(t, p.DataDir)
