@@ -142,15 +142,16 @@ type collector struct {
 	notify chan struct{}
 }
 
-func watch(t *testing.T, dir string, f walwatch.Format, connString ...string) *collector {
+func watch(t *testing.T, dir string, f walwatch.Format) *collector {
 	t.Helper()
-	cfg := walwatch.Config{LogDir: dir, Format: f}
-	if len(connString) > 0 {
-		cfg.ConnString = connString[0]
-	}
+	return watchConfig(t, walwatch.Config{LogDir: dir, Format: f})
+}
+
+func watchConfig(t *testing.T, cfg walwatch.Config) *collector {
+	t.Helper()
 	w, err := walwatch.New(cfg)
 	require.NoError(t, err)
-	c := &collector{format: f, w: w, notify: make(chan struct{}, 1)}
+	c := &collector{format: w.Format(), w: w, notify: make(chan struct{}, 1)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -312,10 +313,14 @@ func TestLiveStandby(t *testing.T) {
 		for _, f := range formats(major) {
 			cs = append(cs, watch(t, s.logDir, f))
 		}
-		// One more, confirming transitions with pg_stat_wal_receiver.
-		confirmed := watch(t, s.logDir, walwatch.FormatStderr,
-			fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable connect_timeout=2", s.port))
-		cs = append(cs, confirmed)
+		perFormat := cs
+		// One confirming transitions with pg_stat_wal_receiver, and one that
+		// finds everything from the data directory's configuration.
+		confirmed := watchConfig(t, walwatch.Config{LogDir: s.logDir, Format: walwatch.FormatStderr,
+			ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable connect_timeout=2", s.port)})
+		fromDataDir := watchConfig(t, walwatch.Config{DataDir: s.data})
+		require.Equal(t, perFormat[len(perFormat)-1].format, fromDataDir.format, "structured format preferred")
+		cs = append(cs, confirmed, fromDataDir)
 		step(t, cs, func() { s.start(t) }, "streaming")
 		step(t, cs, func() { p.Stop(t, "fast") }, fastStop)
 		step(t, cs, func() { p.Start(t) }, "recovered")
@@ -360,7 +365,7 @@ func TestLiveStandby(t *testing.T) {
 		}
 		confirmed.mu.Unlock()
 		assert.True(t, streamingSeen, "no Recovered event confirmed as streaming")
-		saveFixture(t, major, "outages", s, cs[:len(cs)-1])
+		saveFixture(t, major, "outages", s, perFormat)
 
 		// Replication refused by pg_hba.conf.
 		h := makeStandby(t, p, b, "nohba")

@@ -343,10 +343,14 @@ func (w *Watcher) onFSEvents(first fsnotify.Event, more <-chan fsnotify.Event) {
 	paths := map[string]bool{}
 	full := false
 	add := func(ev fsnotify.Event) {
-		if ev.Op == fsnotify.Write {
-			paths[ev.Name] = true
-		} else if ev.Op != fsnotify.Chmod {
+		if !w.matches(filepath.Base(ev.Name)) {
+			return // another destination's file (say, .csv beside .log)
+		}
+		switch {
+		case ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
 			full = true
+		case ev.Has(fsnotify.Write):
+			paths[ev.Name] = true
 		}
 	}
 	add(first)
