@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,13 +26,16 @@ import (
 
 // restore extracts a backup taken by pgtest into a new data directory
 // (plain tar: the backupsel package does this for real).
-func restore(t *testing.T, b *pgtest.Backup) (root, data string) {
+func restore(t *testing.T, b *pgtest.Backup, skip ...string) (root, data string) {
 	t.Helper()
 	root = pgtest.TempDir(t)
 	data = filepath.Join(root, "data")
 	require.NoError(t, os.Mkdir(data, 0o700))
 	for _, f := range b.Files {
 		var dest string
+		if slices.Contains(skip, f) {
+			continue
+		}
 		switch f {
 		case "base.tar":
 			dest = data
@@ -56,9 +60,9 @@ func freePort(t *testing.T) int {
 }
 
 // newStandby restores b and prepares a standby of p from it.
-func newStandby(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, edit func(*replica.Config)) (*replica.Standby, string) {
+func newStandby(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, edit func(*replica.Config), skip ...string) (*replica.Standby, string) {
 	t.Helper()
-	root, data := restore(t, b)
+	root, data := restore(t, b, skip...)
 	cfg := replica.Config{
 		DataDir:         data,
 		BinDir:          p.BinDir,
@@ -129,7 +133,10 @@ func startStreaming(t *testing.T, s *replica.Standby) *replica.Streaming {
 func TestStandbyReal(t *testing.T) {
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		t.Parallel()
-		p := pgtest.StartPrimary(t, major, pgtest.Options{})
+		// The source keeps some WAL, so that a standby restored without
+		// pg_wal.tar can still stream what it lacks after checkpoints.
+		keep := map[bool][2]string{true: {"wal_keep_size", "'256MB'"}, false: {"wal_keep_segments", "16"}}[major >= 13]
+		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: map[string]string{keep[0]: keep[1]}})
 		p.InsertRows(t, 3)
 		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
 
@@ -263,14 +270,33 @@ func TestStandbyReal(t *testing.T) {
 		})
 
 		t.Run("primary down at start", func(t *testing.T) {
-			s, _ := newStandby(t, p, b, nil)
+			s, data := newStandby(t, p, b, nil)
 			_, err := s.Setup(context.Background())
 			require.NoError(t, err)
+			// Retry the source every 200 ms instead of 5 s: the test need not
+			// wait for the walreceiver's next attempt.
+			lower(t, data, "wal_retrieve_retry_interval", "200ms")
+			// Without pg_wal.tar the standby cannot become consistent before
+			// its WAL streams in: pg_ctl -w gives up, Start does not.
+			var noWAL *replica.Standby
+			if slices.Contains(b.Files, "pg_wal.tar") {
+				var noWALData string
+				noWAL, noWALData = newStandby(t, p, b, func(c *replica.Config) { c.StartTimeout = 2 * time.Second }, "pg_wal.tar")
+				_, err = noWAL.Setup(context.Background())
+				require.NoError(t, err)
+				lower(t, noWALData, "wal_retrieve_retry_interval", "200ms")
+			}
 			p.Stop(t, "fast")
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			require.NoError(t, s.Start(ctx), "the standby starts without its primary")
-			short, cancelShort := context.WithTimeout(ctx, 8*time.Second)
+			if noWAL != nil {
+				require.NoError(t, noWAL.Start(ctx), "a standby waiting for WAL runs")
+				st, err := noWAL.Status(ctx)
+				require.NoError(t, err)
+				assert.True(t, st.Running)
+			}
+			short, cancelShort := context.WithTimeout(ctx, 4*time.Second)
 			_, err = s.WaitStreaming(short)
 			cancelShort()
 			require.ErrorIs(t, err, replica.ErrNotStreaming)
@@ -279,7 +305,13 @@ func TestStandbyReal(t *testing.T) {
 			p.Start(t)
 			_, err = s.WaitStreaming(ctx)
 			require.NoError(t, err)
-			seesRow(t, s, p.InsertRows(t, 1))
+			id := p.InsertRows(t, 1)
+			seesRow(t, s, id)
+			if noWAL != nil {
+				_, err = noWAL.WaitStreaming(ctx)
+				require.NoError(t, err)
+				seesRow(t, noWAL, id)
+			}
 		})
 	})
 }
@@ -317,7 +349,7 @@ func assertPasswordInNoCmdline(t *testing.T, password string) {
 	}
 }
 
-// lower edits the staging configuration behind Setup's back.
+// lower sets a staging setting behind Setup's back.
 func lower(t *testing.T, data, name, value string) {
 	t.Helper()
 	c, err := pgconf.Load(data)

@@ -39,7 +39,10 @@ type Streaming struct {
 // pollInterval paces WaitStreaming and the 9.x start wait.
 const pollInterval = 100 * time.Millisecond
 
-// Start starts the staging server and returns once it runs as a standby.
+// Start starts the staging server and returns once it runs as a standby:
+// from 10, once pg_ctl start -w is satisfied (a hot standby that has reached
+// a consistent state), or, when StartTimeout passed first, as long as the
+// server still runs without a FATAL error (it waits for WAL from the source).
 // A port already in use is reported before anything is started. When the
 // server does not start, the error is a *StartError with the reason and
 // the tail of the server log.
@@ -66,6 +69,13 @@ func (s *Standby) Start(ctx context.Context) error {
 	s.log.Info("replica: starting the staging server", "data_dir", s.cfg.DataDir, "port", s.cfg.Port)
 	out, err := s.command(ctx, r, "pg_ctl", args...).CombinedOutput()
 	if err != nil {
+		// pg_ctl -w also gives up on a hot standby that is up but cannot
+		// reach a consistent state yet (its WAL must come from a source
+		// that is down): that one runs, and WaitStreaming will say why.
+		if st, _ := s.Status(ctx); st.Running && startReason(s.logSince()) == "" {
+			s.log.Warn("replica: the standby runs but is not consistent yet", "output", strings.TrimSpace(string(out)))
+			return nil
+		}
 		return s.startError(fmt.Errorf("pg_ctl start: %w: %s", err, strings.TrimSpace(string(out))))
 	}
 	if !r.pgctlWaitsForStandby {
@@ -102,8 +112,8 @@ func (s *Standby) startError(err error) error {
 	return redactErr(&StartError{Reason: reason, LogFile: s.cfg.LogFile, LogTail: tail(text, 20), Err: err}, pw)
 }
 
-// startReason finds the first FATAL or PANIC line of the log and the DETAIL
-// lines that follow it (14+ says "recovery aborted because of insufficient
+// startReason finds the first FATAL or PANIC line of the log that is not
+// the walreceiver's, and the DETAIL lines that follow it (14+ says "recovery aborted because of insufficient
 // parameter settings" and names the parameter in the DETAIL).
 func startReason(text string) string {
 	var reason []string
@@ -111,7 +121,9 @@ func startReason(text string) string {
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if len(reason) == 0 {
-			if strings.Contains(line, "FATAL:") || strings.Contains(line, "PANIC:") {
+			// The walreceiver's FATALs (source down, refused) do not stop
+			// the server: they are WaitStreaming's business.
+			if (strings.Contains(line, "FATAL:") || strings.Contains(line, "PANIC:")) && !containsAny(line, walreceiverFaults) {
 				reason = append(reason, line)
 			}
 			continue
