@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 const (
@@ -346,6 +347,13 @@ func (c *Config) walkFile(path, named string, strict bool, depth int, calling st
 		return false
 	}
 	f := c.byPath[path]
+	if f == nil && errors.Is(c.readErr[path], syscall.EISDIR) {
+		// The server opens a directory like a file, and its scanner then
+		// fails to read it, strict or not.
+		c.errorRow(path, 1, "input in flex scanner failed",
+			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrScanner})
+		return false
+	}
 	if f == nil {
 		if !strict {
 			return true

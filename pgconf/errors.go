@@ -16,6 +16,9 @@ var (
 	// ErrRecursion is wrapped by an [IncludeError] for a file that includes
 	// itself directly.
 	ErrRecursion = errors.New("pgconf: configuration file recursion")
+	// ErrScanner is wrapped by an [IncludeError] for an included path the
+	// server opens but cannot read as a file (a directory).
+	ErrScanner = errors.New("pgconf: input in flex scanner failed")
 	// ErrInvalidName is returned by edits given a name that the server's
 	// grammar cannot read as a parameter name, or an include directive.
 	ErrInvalidName = errors.New("pgconf: invalid parameter name")
@@ -54,7 +57,7 @@ type IncludeError struct {
 	Line   int
 	Target string // absolute path of the file or directory named; as written for ErrNestingDepth, as the server reports it
 	Dir    bool   // include_dir
-	Err    error  // the open error, ErrNestingDepth or ErrRecursion
+	Err    error  // the open error, ErrNestingDepth, ErrRecursion or ErrScanner
 }
 
 func (e *IncludeError) Error() string {
@@ -68,6 +71,8 @@ func (e *IncludeError) Error() string {
 		return "pgconf: could not open configuration file \"" + e.Target + "\": maximum nesting depth exceeded" + at
 	case ErrRecursion:
 		return "pgconf: configuration file recursion in \"" + e.File + "\"" + at
+	case ErrScanner:
+		return "pgconf: input in flex scanner failed at file \"" + e.Target + "\" line 1" + at
 	}
 	return "pgconf: could not open configuration " + what + " \"" + e.Target + "\": " + strerror(e.Err) + at
 }
