@@ -78,7 +78,9 @@ func FuzzRestoreTar(f *testing.F) {
 		}
 		r, _, closer, err := tarStream(src, 4096, true)
 		if err == nil {
+			x.startWriters()
 			_ = x.extract(r, "fuzz.tar", root, RoleBase)
+			_ = x.finishWriters()
 			closer.Close()
 		}
 		entries, err := os.ReadDir(parent)

@@ -105,7 +105,11 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 		x.log = opts.Logger
 	}
 	res = &RestoreResult{DataDir: root, WALDir: filepath.Join(root, forMajor(b.Major).walDir)}
+	x.startWriters()
 	defer func() {
+		if werr := x.finishWriters(); err == nil && werr != nil {
+			err = fmt.Errorf("backupsel: %w", werr)
+		}
 		if err != nil {
 			x.cleanup()
 			res = nil
@@ -153,6 +157,9 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 		if err := x.restoreArchive(b, a, target); err != nil {
 			return nil, err
 		}
+	}
+	if err := x.finishWriters(); err != nil {
+		return nil, fmt.Errorf("backupsel: %w", err)
 	}
 	if x.pgControl == nil {
 		return nil, &ArchiveError{Archive: b.archiveName(&b.Archives[0]), Err: errors.New("no global/pg_control")}
@@ -235,6 +242,7 @@ type extractor struct {
 	tsDest             map[uint32]string
 	pgControl          []byte
 	skipped            []string
+	w                  *writers // small-file writers; nil writes everything in line
 	// undo: directories whose contents to remove on failure, and ones to remove.
 	emptyOnFail, removeOnFail []string
 }
@@ -408,6 +416,9 @@ func (x *extractor) extract(r io.Reader, archive, target string, role Role) erro
 			if err := x.mkdirAll(path.Dir(dst)); err != nil {
 				return err
 			}
+			if queued, err := x.queueFile(dst, tr, h.Size); queued || err != nil {
+				return err
+			}
 			return x.writeFile(dst, tr, h.Size)
 		case tar.TypeSymlink:
 			if err := x.mkdirAll(path.Dir(dst)); err != nil {
@@ -434,6 +445,9 @@ func (x *extractor) extract(r io.Reader, archive, target string, role Role) erro
 				return unsafe("hard link to " + h.Linkname + " outside the target")
 			}
 			src := target + "/" + lp
+			if err := x.flushWriters(); err != nil {
+				return err
+			}
 			info, err := os.Lstat(src)
 			if err != nil || !info.Mode().IsRegular() || !x.dirs[path.Dir(src)] {
 				return unsafe("hard link to " + h.Linkname + ", which is not a file restored from this archive")
