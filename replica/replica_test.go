@@ -296,7 +296,13 @@ func TestStandbyReal(t *testing.T) {
 				require.NoError(t, err)
 				assert.True(t, st.Running)
 			}
-			short, cancelShort := context.WithTimeout(ctx, 4*time.Second)
+			// Once the walreceiver has failed once, WaitStreaming must give up
+			// at its deadline naming that fault.
+			for !strings.Contains(s.LogTail(100), "could not connect to the primary") {
+				require.NoError(t, ctx.Err(), "the walreceiver never tried")
+				time.Sleep(50 * time.Millisecond)
+			}
+			short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
 			_, err = s.WaitStreaming(short)
 			cancelShort()
 			require.ErrorIs(t, err, replica.ErrNotStreaming)
