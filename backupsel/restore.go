@@ -593,9 +593,17 @@ func (x *extractor) writeBytes(p string, data []byte, replace bool) error {
 			return err
 		}
 	}
-	f, err := os.OpenFile(p, openFlags|os.O_EXCL, x.fileMode)
-	if err != nil {
+	if err := x.writeData(p, openFlags|os.O_EXCL, data); err != nil {
 		return fmt.Errorf("backupsel: %w", err)
+	}
+	return nil
+}
+
+// writeData creates p with flags and writes data into it.
+func (x *extractor) writeData(p string, flags int, data []byte) error {
+	f, err := os.OpenFile(p, flags, x.fileMode)
+	if err != nil {
+		return err
 	}
 	_, err = f.Write(data)
 	if err == nil {

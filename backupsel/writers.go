@@ -2,7 +2,6 @@ package backupsel
 
 import (
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -47,7 +46,7 @@ func (x *extractor) startWriters() {
 			defer w.done.Done()
 			for j := range w.jobs {
 				if w.firstErr() == nil {
-					if err := x.writeSmall(j.path, j.buf); err != nil {
+					if err := x.writeData(j.path, openFlags, j.buf); err != nil {
 						w.setErr(err)
 					} else {
 						w.files.Add(1)
@@ -123,19 +122,4 @@ func (x *extractor) queueFile(p string, r io.Reader, size int64) (bool, error) {
 	x.w.pending.Add(1)
 	x.w.jobs <- writeJob{path: p, buf: buf}
 	return true, nil
-}
-
-func (x *extractor) writeSmall(p string, data []byte) error {
-	f, err := os.OpenFile(p, openFlags, x.fileMode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = x.finishFile(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
