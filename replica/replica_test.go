@@ -431,3 +431,17 @@ func TestPassFileUnreachable(t *testing.T) {
 	assert.Contains(t, err.Error(), "so the server cannot read "+filepath.Join(closed, "pgpass"))
 	assert.NotContains(t, err.Error(), "secret-pw")
 }
+
+func TestSetupRefusesBrokenConfiguration(t *testing.T) {
+	_, data := goldenDataDir(t, "15", "../internal/pgcontrol/testdata/pg_control.15")
+	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("include 'conf.d/missing.conf'\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	s, err := replica.New(replica.Config{DataDir: data, BinDir: fakeBinDir(t, "15.4"), Source: replica.Source{Host: "h", User: "u"}})
+	require.NoError(t, err)
+	_, err = s.Setup(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "missing.conf")
+}

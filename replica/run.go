@@ -259,6 +259,9 @@ func (s *Standby) Stop(ctx context.Context) error {
 	s.log.Warn("replica: fast shutdown did not finish, shutting down immediately", "output", strings.TrimSpace(string(out)))
 	out, err = s.command(ctx, r, "pg_ctl", "stop", "-D", s.cfg.DataDir, "-m", "immediate", "-w", "-t", "60").CombinedOutput()
 	if err != nil {
+		if st, serr := s.Status(ctx); serr == nil && !st.Running {
+			return nil // it went down between the two attempts
+		}
 		return fmt.Errorf("replica: stopping the staging server: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil

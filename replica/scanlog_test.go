@@ -45,3 +45,18 @@ func TestScanLog(t *testing.T) {
 		})
 	}
 }
+
+func FuzzScanLog(f *testing.F) {
+	f.Add("LOG:  started streaming WAL from primary at 0/3000000 on timeline 1\nFATAL:  could not connect to the primary server: x\n")
+	f.Add("FATAL:  recovery aborted because of insufficient parameter settings\nDETAIL:  max_connections = 20 is a lower setting\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		stream, fault, final := scanLog(text)
+		if final && fault == "" {
+			t.Fatal("final without a fault")
+		}
+		if stream != "" && !strings.Contains(text, stream) {
+			t.Fatal("streaming line not from the text")
+		}
+		_ = startReason(text)
+	})
+}
