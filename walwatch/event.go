@@ -153,6 +153,10 @@ type Position struct {
 	// ModTime of the file when the position was taken, to find the files
 	// written after it if the file itself has gone.
 	ModTime time.Time `json:"mod_time"`
+	// HeadLen and HeadSum (FNV-1a) fingerprint the file's first bytes, so
+	// that an inode number reused by a new file is not taken for the old one.
+	HeadLen int    `json:"head_len,omitempty"`
+	HeadSum uint64 `json:"head_sum,omitempty"`
 	State   State     `json:"state"`
 }
 

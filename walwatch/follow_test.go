@@ -203,3 +203,30 @@ func TestFollowTimers(t *testing.T) {
 	appendFile(t, a, logAt(4, 3, "LOG", started))
 	expectEvent(t, w, "recovered@a.log:8")
 }
+
+func TestResumeFileGone(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	appendFile(t, a, logAt(0, 1, "LOG", started)+logAt(1, 1, "FATAL", lost))
+	w, err := walwatch.New(walwatch.Config{LogDir: dir})
+	require.NoError(t, err)
+	saved := expectEvent(t, w, "fault stream-lost@a.log:2").Position
+	require.NoError(t, w.Close())
+
+	// The file was removed (log cleanup) and a newer one written meanwhile.
+	require.NoError(t, os.Remove(a))
+	b := filepath.Join(dir, "b.log")
+	appendFile(t, b, logAt(5, 2, "FATAL", noConnect)+logAt(6, 3, "LOG", started))
+	future := time.Now().Add(time.Minute)
+	require.NoError(t, os.Chtimes(b, future, future))
+	w, err = walwatch.New(walwatch.Config{LogDir: dir, Start: walwatch.StartResume, Resume: saved})
+	require.NoError(t, err)
+	defer w.Close()
+	select {
+	case err := <-w.Errors():
+		assert.ErrorIs(t, err, walwatch.ErrResumeNotFound)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no error for the missing file")
+	}
+	expectEvent(t, w, "recovered@b.log:2")
+}

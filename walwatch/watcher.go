@@ -3,6 +3,7 @@ package walwatch
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -434,7 +435,7 @@ func (w *Watcher) resume(cands []candidate) {
 	id := fileID{dev: p.Dev, ino: p.Ino}
 	at := -1
 	for i, c := range cands {
-		if c.id == id {
+		if c.id == id && w.sameStart(c.path, p) {
 			at = i
 		}
 	}
@@ -453,6 +454,22 @@ func (w *Watcher) resume(cands []candidate) {
 	if at < 0 {
 		w.fail(fmt.Errorf("%w: %s (dev %d inode %d) is gone; reading the files written after it", ErrResumeNotFound, p.File, p.Dev, p.Ino))
 	}
+}
+
+// sameStart checks a resume candidate's first bytes against the position's
+// fingerprint (inode numbers are reused).
+func (w *Watcher) sameStart(path string, p Position) bool {
+	if p.HeadLen == 0 {
+		return true
+	}
+	b, err := readHead(path, p.HeadLen)
+	return err == nil && len(b) == p.HeadLen && headSum(b) == p.HeadSum
+}
+
+func headSum(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
 }
 
 func (w *Watcher) closed() bool {
@@ -505,7 +522,8 @@ func (w *Watcher) publish() {
 	defer w.mu.Unlock()
 	w.state = w.m.st
 	if t := w.last.t; t != nil {
-		w.pos = Position{File: t.path, Dev: t.id.dev, Ino: t.id.ino, Offset: w.last.end, Line: w.last.line, ModTime: t.mtime}
+		w.pos = Position{File: t.path, Dev: t.id.dev, Ino: t.id.ino, Offset: w.last.end, Line: w.last.line, ModTime: t.mtime,
+			HeadLen: len(t.head), HeadSum: headSum(t.head)}
 	}
 	w.pos.State = w.state
 }
