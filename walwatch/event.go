@@ -157,7 +157,7 @@ type Position struct {
 	// that an inode number reused by a new file is not taken for the old one.
 	HeadLen int    `json:"head_len,omitempty"`
 	HeadSum uint64 `json:"head_sum,omitempty"`
-	State   State     `json:"state"`
+	State   State  `json:"state"`
 }
 
 // IsZero reports whether p is the zero Position.
