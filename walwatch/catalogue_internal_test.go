@@ -45,3 +45,18 @@ func TestClassifyByCode(t *testing.T) {
 	c, _ = classify(r)
 	assert.Equal(t, clsNone, c)
 }
+
+func TestFilenamePattern(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		f    Format
+		want string
+	}{
+		{"postgresql-%Y-%m-%d_%H%M%S.log", FormatStderr, "postgresql-*-*-*_*.log"},
+		{"postgresql-%Y-%m-%d_%H%M%S.log", FormatCSV, "postgresql-*-*-*_*.csv"},
+		{"postgresql-%a", FormatJSON, "postgresql-*.json"},
+		{"pg[1]-%%.log", FormatStderr, `pg\[1]-%.log`},
+	} {
+		assert.Equal(t, tc.want, filenamePattern(tc.in, tc.f), tc.in)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,9 @@ func New(cfg Config) (*Watcher, error) {
 		return nil, errors.New("walwatch: StartResume needs Config.Resume")
 	}
 	w.decideFormat(settings)
+	if w.cfg.Pattern == "" && settings["log_filename"] != "" {
+		w.cfg.Pattern = filenamePattern(settings["log_filename"], w.format)
+	}
 	w.decidePrefix(settings)
 	w.m = newMachine(State{}, cfg.Grace, cfg.TimelineSwitchWait)
 	if cfg.Start == StartResume {
@@ -144,6 +148,35 @@ func (w *Watcher) decideFormat(settings map[string]string) {
 			return
 		}
 	}
+}
+
+// filenamePattern turns log_filename (strftime escapes) into a glob for the
+// files of format: csvlog and jsonlog replace a trailing .log or append
+// their extension, as the server does.
+func filenamePattern(logFilename string, f Format) string {
+	var b []byte
+	for i := 0; i < len(logFilename); i++ {
+		c := logFilename[i]
+		switch {
+		case c == '%' && i+1 < len(logFilename):
+			i++
+			if logFilename[i] == '%' {
+				b = append(b, '%')
+			} else if len(b) == 0 || b[len(b)-1] != '*' {
+				b = append(b, '*')
+			}
+		case c == '*' || c == '?' || c == '[' || c == '\\':
+			b = append(b, '\\', c)
+		default:
+			b = append(b, c)
+		}
+	}
+	p := string(b)
+	ext := map[Format]string{FormatCSV: ".csv", FormatJSON: ".json"}[f]
+	if ext != "" {
+		p = strings.TrimSuffix(p, ".log") + ext
+	}
+	return p
 }
 
 func containsWord(list, word string) bool {
