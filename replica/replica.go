@@ -105,7 +105,9 @@ type Standby struct {
 	checked Major // the major version found to match the binaries, 0 before
 
 	logStart int64 // size of the log when Start began
-	logPath  string
+	// collectorDir is the log_directory when logging_collector is on, ""
+	// when off or not known yet.
+	collectorDir string
 }
 
 var slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)

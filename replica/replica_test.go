@@ -205,12 +205,14 @@ func TestStandbyReal(t *testing.T) {
 			t.Run("slot", func(t *testing.T) {
 				t.Parallel()
 				slot := fmt.Sprintf("staging_slot_%d", major)
-				s, _ := newStandby(t, p, b, func(c *replica.Config) {
+				s, data := newStandby(t, p, b, func(c *replica.Config) {
 					c.SlotName, c.CreateSlot = slot, true
 					c.QueryUser = "no_such_role" // refused: WaitStreaming falls back on the log
 				})
 				res, err := s.Setup(context.Background())
 				require.NoError(t, err)
+				// The log it falls back on is the logging collector's.
+				lower(t, data, "logging_collector", "on")
 				assert.True(t, res.SlotCreated)
 				assert.Equal(t, "physical", p.QueryString(t, "SELECT slot_type FROM pg_replication_slots WHERE slot_name = $1", slot))
 				res, err = s.Setup(context.Background()) // again: the slot exists

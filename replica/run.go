@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgstage/pgstage/pgconf"
 )
 
 // Status is what Status found.
@@ -57,7 +59,7 @@ func (s *Standby) Start(ctx context.Context) error {
 	if err := s.checkPort(); err != nil {
 		return err
 	}
-	if err := s.prepareLog(); err != nil {
+	if err := s.prepareLog(r); err != nil {
 		return err
 	}
 	args := []string{"start", "-D", s.cfg.DataDir, "-l", s.cfg.LogFile, "-s"}
@@ -136,9 +138,23 @@ func startReason(text string) string {
 	return strings.Join(reason, " ")
 }
 
-// prepareLog creates the log file for the OS user if needed and remembers
-// where this start's lines begin.
-func (s *Standby) prepareLog() error {
+// prepareLog creates the log file for the OS user if needed, remembers
+// where this start's lines begin, and where the logging collector writes
+// when the configuration turns it on.
+func (s *Standby) prepareLog(r *rules) error {
+	s.collectorDir = ""
+	if conf, err := pgconf.Load(s.cfg.DataDir); err == nil {
+		if lc, ok := conf.Get("logging_collector"); ok && isOn(lc.Value) {
+			dir := r.logDirectory
+			if d, ok := conf.Get("log_directory"); ok && d.Value != "" {
+				dir = d.Value
+			}
+			if !filepath.IsAbs(dir) {
+				dir = filepath.Join(s.cfg.DataDir, dir)
+			}
+			s.collectorDir = dir
+		}
+	}
 	st, err := os.Stat(s.cfg.LogFile)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := s.writeFile(s.cfg.LogFile, nil); err != nil {
@@ -155,8 +171,9 @@ func (s *Standby) prepareLog() error {
 }
 
 // logSince returns the server log written since Start began (at most the
-// last 1 MiB of it), and with logging_collector on (10+), the current log
-// file named by current_logfiles as well.
+// last 1 MiB of it), and with logging_collector on, the collector's current
+// file as well: the one current_logfiles names (10+), else the newest file
+// of log_directory (9.x). scanLog looks at the latest server start only.
 func (s *Standby) logSince() string {
 	text := readFrom(s.cfg.LogFile, s.logStart)
 	if b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "current_logfiles")); err == nil {
@@ -168,8 +185,33 @@ func (s *Standby) logSince() string {
 				text += readFrom(name, 0)
 			}
 		}
+	} else if name := newestFile(s.collectorDir); name != "" {
+		text += readFrom(name, 0)
 	}
 	return text
+}
+
+// newestFile returns the most recently modified file in dir, "" if none.
+func newestFile(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	var best string
+	var bestTime time.Time
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		if info.ModTime().After(bestTime) {
+			best, bestTime = filepath.Join(dir, e.Name()), info.ModTime()
+		}
+	}
+	return best
 }
 
 func readFrom(name string, off int64) string {

@@ -1,10 +1,14 @@
 package replica
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestScanLog(t *testing.T) {
@@ -59,4 +63,16 @@ func FuzzScanLog(f *testing.F) {
 		}
 		_ = startReason(text)
 	})
+}
+
+func TestNewestFile(t *testing.T) {
+	dir := t.TempDir()
+	assert.Empty(t, newestFile(dir))
+	assert.Empty(t, newestFile(""))
+	old, young := filepath.Join(dir, "postgresql-Mon.log"), filepath.Join(dir, "postgresql-Tue.log")
+	require.NoError(t, os.WriteFile(old, []byte("a"), 0o600))
+	require.NoError(t, os.WriteFile(young, []byte("b"), 0o600))
+	require.NoError(t, os.Chtimes(old, time.Now(), time.Now().Add(-time.Hour)))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "sub"), 0o700))
+	assert.Equal(t, young, newestFile(dir))
 }

@@ -73,6 +73,8 @@ type rules struct {
 	defaults map[string]int
 	// slotReserveWAL: CREATE_REPLICATION_SLOT ... PHYSICAL RESERVE_WAL (9.6+).
 	slotReserveWAL bool
+	// logDirectory is log_directory's default.
+	logDirectory string
 }
 
 // The recovery settings that moved into the server's configuration in 12.
@@ -95,17 +97,17 @@ var defaults10 = map[string]int{
 }
 
 var versionTable = []rules{
-	{from: 904, to: 906, recoveryConf: true, hbaAuth: "md5", defaults: defaults94},
+	{from: 904, to: 906, recoveryConf: true, hbaAuth: "md5", defaults: defaults94, logDirectory: "pg_log"},
 	{from: 906, to: 1000, recoveryConf: true, hotStandby: true, walReceiverView: true,
-		hbaAuth: "md5", defaults: defaults94, slotReserveWAL: true},
+		hbaAuth: "md5", defaults: defaults94, slotReserveWAL: true, logDirectory: "pg_log"},
 	{from: 1000, to: 1200, recoveryConf: true, hotStandby: true, walReceiverView: true, passfileParam: true,
-		pgctlWaitsForStandby: true, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true},
+		pgctlWaitsForStandby: true, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log"},
 	{from: 1200, to: 1400, hotStandby: true, walReceiverView: true, passfileParam: true, pgctlWaitsForStandby: true,
-		stale: append([]string{"promote_trigger_file"}, recoverySettings12...), hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true},
+		stale: append([]string{"promote_trigger_file"}, recoverySettings12...), hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log"},
 	// promote_trigger_file is gone from 16: a leftover one is then an
 	// unknown name, which the server also rejects, so it goes either way.
 	{from: 1400, to: 1900, hotStandby: true, walReceiverView: true, passfileParam: true, pgctlWaitsForStandby: true,
-		stale: append([]string{"promote_trigger_file"}, recoverySettings12...), hbaAuth: "scram-sha-256", defaults: defaults10, slotReserveWAL: true},
+		stale: append([]string{"promote_trigger_file"}, recoverySettings12...), hbaAuth: "scram-sha-256", defaults: defaults10, slotReserveWAL: true, logDirectory: "log"},
 }
 
 // ErrUnsupportedVersion: a major outside 9.4 to 18.
