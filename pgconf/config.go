@@ -59,12 +59,15 @@ type Config struct {
 	Overrides OverridePolicy
 
 	mainPath string
+	autoPath string
 	dataDir  string
+	major    int // server major whose rules apply (see versions.go)
 	main     *File
 	auto     *File // nil when there is none
 	files    []*File
-	byPath   map[string]*File
-	readErr  map[string]error
+	byKey    map[string]*File // by fileKey: one File per file on disk
+	readErr  map[string]error // by fileKey
+	dirs     map[string]dirList
 
 	stale     bool
 	hide      bool    // walking lines pg_file_settings would not show
@@ -75,17 +78,16 @@ type Config struct {
 	walkErrs  []error
 }
 
-// include is a resolved include directive.
-type include struct {
-	kind   string // include, include_if_exists or include_dir (lower case)
-	target string // absolute path
-	files  []string
-	err    error // the directory could not be read
+// dirList is what include_dir found in a directory.
+type dirList struct {
+	files []string
+	err   error
 }
 
 // entry is one row of the server's reading: a setting line, or an error.
 type entry struct {
 	file   *File
+	path   string // the file's path as the server names it (see canonicalize)
 	line   int    // index in file.lines; -1 for error rows of include directives
 	err    *Entry // error rows: the row itself
 	hidden bool   // after a syntax error in its file: not in pg_file_settings
@@ -96,7 +98,7 @@ func (e *entry) isSetting() bool { return e.err == nil }
 // setting builds the Setting of a setting row.
 func (e *entry) setting() Setting {
 	l := &e.file.lines[e.line]
-	return Setting{Name: l.name(), Value: l.value(), File: e.file.Path, Line: e.line + 1}
+	return Setting{Name: l.name(), Value: l.value(), File: e.path, Line: e.line + 1}
 }
 
 // Load reads the configuration at path: a data directory (its
@@ -109,13 +111,31 @@ func (e *entry) setting() Setting {
 // Config is returned as well, as go/parser does, so it can be inspected or
 // repaired. A missing main file is an error with a nil Config.
 func Load(path string) (*Config, error) {
+	c, err := load(path, 0)
+	if c == nil {
+		return nil, err
+	}
+	// Paths are named by the rules of the server that will read them: the
+	// data directory's PG_VERSION says which.
+	if m := readMajor(c.dataDir); m != 0 && pathRules(m) != pathRules(c.major) {
+		return load(path, m)
+	}
+	return c, err
+}
+
+func load(path string, major int) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("pgconf: %w", err)
 	}
 	c := &Config{
-		byPath:  map[string]*File{},
+		major:   major,
+		byKey:   map[string]*File{},
 		readErr: map[string]error{},
+		dirs:    map[string]dirList{},
+	}
+	if major == 0 {
+		c.major = readMajor(abs)
 	}
 	st, err := os.Stat(abs)
 	if err != nil {
@@ -127,9 +147,9 @@ func Load(path string) (*Config, error) {
 	} else {
 		c.mainPath = abs
 	}
-	c.main = c.read(c.mainPath)
+	c.main = c.open(c.mainPath)
 	if c.main == nil {
-		return nil, fmt.Errorf("pgconf: could not open configuration file \"%s\": %w", c.mainPath, c.readErr[c.mainPath])
+		return nil, fmt.Errorf("pgconf: could not open configuration file \"%s\": %w", c.mainPath, c.readErr[fileKey(c.mainPath)])
 	}
 	if c.dataDir == "" {
 		c.dataDir = filepath.Dir(c.mainPath)
@@ -142,64 +162,57 @@ func Load(path string) (*Config, error) {
 			c.dataDir = filepath.Clean(dir)
 		}
 	}
-	autoPath := filepath.Join(c.dataDir, AutoFileName)
-	c.auto = c.read(autoPath)
-	c.stale = true
+	c.autoPath = filepath.Join(c.dataDir, AutoFileName)
+	c.auto = c.open(c.autoPath)
+	c.refresh()
 	return c, c.Err()
 }
 
-// read parses the file at path once, with the includes it names.
-func (c *Config) read(path string) *File {
-	if f, ok := c.byPath[path]; ok {
+// fileKey identifies a file on disk whatever path names it, so that a file
+// reached by two paths is read, edited and saved once.
+func fileKey(path string) string {
+	p := filepath.Clean(path)
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		return real
+	}
+	return p
+}
+
+// open reads and parses the file at path once; nil when it cannot be read.
+func (c *Config) open(path string) *File {
+	key := fileKey(path)
+	if f, ok := c.byKey[key]; ok {
 		return f
 	}
-	if _, failed := c.readErr[path]; failed {
+	if _, failed := c.readErr[key]; failed {
 		return nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		c.readErr[path] = err
+		c.readErr[key] = err
 		return nil
 	}
 	f, _ := Parse(path, data)
-	c.byPath[path] = f
+	c.byKey[key] = f
 	c.files = append(c.files, f)
-	for i := range f.lines {
-		l := &f.lines[i]
-		if l.kind != lineSetting {
-			continue
-		}
-		kind := directive(l.nameBytes())
-		if kind == "" {
-			continue
-		}
-		inc := &include{kind: kind, target: absLocation(l.value(), path)}
-		l.inc = inc
-		if inc.kind == "include_dir" {
-			inc.files, inc.err = confFilesInDir(inc.target)
-			for _, name := range inc.files {
-				c.read(name)
-			}
-		} else {
-			c.read(inc.target)
-		}
-	}
 	return f
 }
 
-// absLocation resolves a path named in the file calling, as the server's
-// AbsoluteConfigLocation does.
-func absLocation(location, calling string) string {
-	if filepath.IsAbs(location) {
-		return location
+// listDir lists an include_dir directory once.
+func (c *Config) listDir(dir string) dirList {
+	if d, ok := c.dirs[dir]; ok {
+		return d
 	}
-	return filepath.Clean(filepath.Join(filepath.Dir(calling), location))
+	files, err := confFilesInDir(dir, c.major)
+	d := dirList{files: files, err: err}
+	c.dirs[dir] = d
+	return d
 }
 
 // confFilesInDir lists what include_dir reads: files (not directories) whose
 // names end in ".conf", do not start with "." and are at least 6 bytes
 // long, sorted by byte value.
-func confFilesInDir(dir string) ([]string, error) {
+func confFilesInDir(dir string, major int) ([]string, error) {
 	des, err := os.ReadDir(dir) // sorted by name
 	if err != nil {
 		return nil, err
@@ -210,7 +223,7 @@ func confFilesInDir(dir string) ([]string, error) {
 		if len(n) < 6 || n[0] == '.' || !strings.HasSuffix(n, ".conf") {
 			continue
 		}
-		p := filepath.Join(dir, n)
+		p := joinPath(dir, n, major)
 		st, err := os.Stat(p)
 		if err != nil {
 			return out, &fs.PathError{Op: "stat", Path: p, Err: err}
@@ -227,10 +240,10 @@ func (c *Config) refresh() {
 	c.entries = c.entries[:0]
 	c.visits = c.visits[:0]
 	c.walkErrs = nil
-	c.mainOK = c.walk(c.main, 0)
+	c.mainOK = c.walk(c.main, c.mainPath, 0)
 	c.autoStart = len(c.entries)
 	if c.auto != nil {
-		c.walk(c.auto, 0)
+		c.walk(c.auto, c.autoPath, 0)
 	}
 	c.stale = false
 }
@@ -279,7 +292,7 @@ func (c *Config) ensure() {
 // at the directive and parsing goes on. pg_file_settings instead abandons a
 // file at its first syntax error: what follows is marked hidden, so that
 // Entries can show that view while Get still sees every line.
-func (c *Config) walk(f *File, depth int) bool {
+func (c *Config) walk(f *File, path string, depth int) bool {
 	c.visits = append(c.visits, f)
 	saved := c.hide
 	defer func() { c.hide = saved }()
@@ -290,7 +303,8 @@ func (c *Config) walk(f *File, depth int) bool {
 		switch l.kind {
 		case lineError:
 			se := f.syntaxError(i)
-			c.entries = append(c.entries, entry{err: &Entry{Setting: Setting{File: f.Path, Line: se.Line}, Error: "syntax error"}, file: f, line: i, hidden: c.hide})
+			se.File = path
+			c.entries = append(c.entries, entry{err: &Entry{Setting: Setting{File: path, Line: se.Line}, Error: "syntax error"}, file: f, path: path, line: i, hidden: c.hide})
 			c.walkErrs = append(c.walkErrs, se)
 			c.hide = true
 			ok = false
@@ -298,12 +312,12 @@ func (c *Config) walk(f *File, depth int) bool {
 				return false
 			}
 		case lineSetting:
-			inc := l.inc
-			if inc == nil {
-				c.entries = append(c.entries, entry{file: f, line: i, hidden: c.hide})
+			kind := directive(l.nameBytes())
+			if kind == "" {
+				c.entries = append(c.entries, entry{file: f, path: path, line: i, hidden: c.hide})
 				continue
 			}
-			if !c.walkInclude(f, i, inc, depth+1) {
+			if !c.walkInclude(kind, l.value(), path, i+1, depth+1) {
 				ok = false
 			}
 		}
@@ -311,24 +325,28 @@ func (c *Config) walk(f *File, depth int) bool {
 	return ok
 }
 
-func (c *Config) walkInclude(f *File, i int, inc *include, depth int) bool {
-	switch inc.kind {
+// walkInclude follows the directive on line lineNo of the file named
+// calling, as ParseConfigFp does.
+func (c *Config) walkInclude(kind, value, calling string, lineNo, depth int) bool {
+	target := absLocation(value, calling, c.major)
+	switch kind {
 	case "include_dir":
-		if inc.err != nil {
-			c.errorRow(f.Path, i+1, "could not open directory \""+inc.target+"\"",
-				&IncludeError{File: f.Path, Line: i + 1, Target: inc.target, Dir: true, Err: inc.err})
+		d := c.listDir(target)
+		if d.err != nil {
+			c.errorRow(calling, lineNo, "could not open directory \""+target+"\"",
+				&IncludeError{File: calling, Line: lineNo, Target: target, Dir: true, Err: d.err})
 			return false
 		}
-		for _, p := range inc.files {
-			if !c.walkFile(p, p, true, depth, f.Path, i+1) {
+		for _, p := range d.files {
+			if !c.walkFile(p, p, true, depth, calling, lineNo) {
 				return false
 			}
 		}
 		return true
 	case "include":
-		return c.walkFile(inc.target, f.lines[i].value(), true, depth, f.Path, i+1)
+		return c.walkFile(target, value, true, depth, calling, lineNo)
 	default:
-		return c.walkFile(inc.target, f.lines[i].value(), false, depth, f.Path, i+1)
+		return c.walkFile(target, value, false, depth, calling, lineNo)
 	}
 }
 
@@ -346,8 +364,9 @@ func (c *Config) walkFile(path, named string, strict bool, depth int, calling st
 			&IncludeError{File: calling, Line: callingLine, Target: path, Err: ErrRecursion})
 		return false
 	}
-	f := c.byPath[path]
-	if f == nil && errors.Is(c.readErr[path], syscall.EISDIR) {
+	f := c.open(path)
+	readErr := c.readErr[fileKey(path)]
+	if f == nil && errors.Is(readErr, syscall.EISDIR) {
 		// The server opens a directory like a file, and its scanner then
 		// fails to read it, strict or not.
 		c.errorRow(path, 1, "input in flex scanner failed",
@@ -359,10 +378,10 @@ func (c *Config) walkFile(path, named string, strict bool, depth int, calling st
 			return true
 		}
 		c.errorRow(calling, callingLine, "could not open file \""+path+"\"",
-			&IncludeError{File: calling, Line: callingLine, Target: path, Err: c.readErr[path]})
+			&IncludeError{File: calling, Line: callingLine, Target: path, Err: readErr})
 		return false
 	}
-	return c.walk(f, depth)
+	return c.walk(f, path, depth)
 }
 
 func (c *Config) errorRow(file string, line int, msg string, err error) {

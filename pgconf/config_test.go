@@ -340,3 +340,47 @@ func TestSaveFollowsSymlink(t *testing.T) {
 	assert.Equal(t, os.ModeSymlink, st.Mode()&os.ModeSymlink, "still a link")
 	assert.Equal(t, "port = 2\n", readFile(t, filepath.Join(dir, "etc", "main.conf")))
 }
+
+// The server names included files by the rules of its version: before 15
+// "." and ".." stay in the middle of a path; one file reached under two
+// names is still read, edited and saved once.
+func TestIncludePathsByVersion(t *testing.T) {
+	for _, tt := range []struct {
+		version  string
+		wantFile string
+	}{
+		{"14", "sub/../inc.conf"},
+		{"9.6", "sub/../inc.conf"},
+		{"15", "inc.conf"},
+		{"18", "inc.conf"},
+		{"", "inc.conf"}, // no PG_VERSION: the current rules
+	} {
+		t.Run("v"+tt.version, func(t *testing.T) {
+			files := map[string]string{
+				"postgresql.conf": "include 'inc.conf'\ninclude 'sub/../inc.conf'\ninclude_dir './/sub/./d/'\n",
+				"inc.conf":        "port = 1\n",
+				"sub/d/a.conf":    "ssl = on\n",
+			}
+			if tt.version != "" {
+				files["PG_VERSION"] = tt.version + "\n"
+			}
+			dir := writeTree(t, files)
+			c, err := pgconf.Load(dir)
+			require.NoError(t, err)
+			s, ok := c.Get("port")
+			require.True(t, ok)
+			assert.Equal(t, dir+"/"+tt.wantFile, s.File)
+			s, _ = c.Get("ssl")
+			wantDir := "sub/d/a.conf"
+			if tt.wantFile != "inc.conf" {
+				wantDir = "sub/./d/a.conf"
+			}
+			assert.Equal(t, dir+"/"+wantDir, s.File)
+			assert.Len(t, c.Files(), 3, "inc.conf is one file")
+			_, err = c.Set("port", "2")
+			require.NoError(t, err)
+			require.NoError(t, c.Save())
+			assert.Equal(t, "port = 2\n", readFile(t, filepath.Join(dir, "inc.conf")))
+		})
+	}
+}

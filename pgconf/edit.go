@@ -166,7 +166,7 @@ func (c *Config) Set(name, value string) (bool, error) {
 			return false, nil
 		}
 		if e.file != c.main && c.Overrides == RefuseOverridden {
-			return false, &OverriddenError{Name: name, File: e.file.Path, Line: e.line + 1}
+			return false, &OverriddenError{Name: name, File: e.path, Line: e.line + 1}
 		}
 		if err := e.file.setLine(e.line, value); err != nil {
 			return false, err

@@ -29,7 +29,6 @@ type line struct {
 	nameEnd   int32
 	valStart  int32 // setting: the value token; syntax error: the offending token
 	valEnd    int32
-	inc       *include // an include directive, as Load resolved it
 }
 
 func (l *line) content() []byte { return bytes.TrimSuffix(l.raw, []byte("\n")) }
