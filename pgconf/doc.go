@@ -23,7 +23,9 @@
 // most 10 deep (which is how include cycles end), and postgresql.auto.conf
 // is read last. [Config.Get] answers which value is in effect and from
 // which file and line; [Config.Entries] gives the rows the pg_file_settings
-// view would show.
+// view would show. Where the server's behaviour changed between versions
+// (how an included file's path is written out changed in 15), the data
+// directory's PG_VERSION decides; without one the current rules apply.
 //
 // # Edits
 //
