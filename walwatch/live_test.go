@@ -57,7 +57,6 @@ func makeStandby(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, user string)
 	for _, f := range formats(p.Major) {
 		dest = append(dest, string(f))
 	}
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=walwatch connect_timeout=2", p.Port, user)
 	conf := fmt.Sprintf(`
 port = %d
 listen_addresses = '127.0.0.1'
@@ -71,22 +70,14 @@ log_line_prefix = '%%m [%%p] '
 log_rotation_size = '8kB'
 lc_messages = 'C'
 wal_retrieve_retry_interval = '500ms'
-wal_receiver_timeout = '3s'
+wal_receiver_timeout = '2s'
 wal_receiver_status_interval = '1s'
 `, s.port, s.dir, strings.Join(dest, ","))
+	appendConf(t, filepath.Join(s.data, "postgresql.conf"), conf)
 	if p.Major >= 12 {
-		conf += fmt.Sprintf("primary_conninfo = '%s'\n", conninfo)
 		require.NoError(t, os.WriteFile(filepath.Join(s.data, "standby.signal"), nil, 0o600))
-	} else {
-		rc := fmt.Sprintf("standby_mode = 'on'\nprimary_conninfo = '%s'\nrecovery_target_timeline = 'latest'\n", conninfo)
-		require.NoError(t, os.WriteFile(filepath.Join(s.data, "recovery.conf"), []byte(rc), 0o600))
 	}
-	f, err := os.OpenFile(filepath.Join(s.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	require.NoError(t, err)
-	_, err = f.WriteString(conf)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-	pgtest.Chown(t, s.dir)
+	s.follow(t, p, user)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("standby %d log:\n%s", s.major, s.logTail())
@@ -94,6 +85,29 @@ wal_receiver_status_interval = '1s'
 		s.pgctl("-m", "immediate", "-w", "stop")
 	})
 	return s
+}
+
+// follow points the standby at primary p as user (a later
+// primary_conninfo line wins from 12; recovery.conf before).
+func (s *standby) follow(t *testing.T, p *pgtest.Primary, user string) {
+	t.Helper()
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=walwatch connect_timeout=2", p.Port, user)
+	if s.major >= 12 {
+		appendConf(t, filepath.Join(s.data, "postgresql.conf"), fmt.Sprintf("primary_conninfo = '%s'\n", conninfo))
+	} else {
+		rc := fmt.Sprintf("standby_mode = 'on'\nprimary_conninfo = '%s'\nrecovery_target_timeline = 'latest'\n", conninfo)
+		require.NoError(t, os.WriteFile(filepath.Join(s.data, "recovery.conf"), []byte(rc), 0o600))
+	}
+	pgtest.Chown(t, s.dir)
+}
+
+func appendConf(t *testing.T, name, s string) {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(s)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
 }
 
 func freePort(t *testing.T) int {
@@ -376,8 +390,15 @@ func TestLiveStandby(t *testing.T) {
 		}
 		step(t, hs, func() { h.start(t) }, "fault auth-refused")
 		step(t, hs, func() { h.stop(t) }, "shutdown-requested", "shutdown")
+		// Then pointed at another database system: the outage goes on and now
+		// needs a resync, which is said once more.
+		other := pgtest.StartPrimary(t, major, pgtest.Options{})
+		h.follow(t, other, "postgres")
+		step(t, hs, func() { h.start(t) }, "fault wrong-primary")
+		step(t, hs, func() { h.stop(t) }, "shutdown-requested", "shutdown")
 		for _, c := range hs {
-			assert.Equal(t, []string{"fault auth-refused", "shutdown-requested", "shutdown"}, c.kinds(), "%s", c.format)
+			assert.Equal(t, []string{"fault auth-refused", "shutdown-requested", "shutdown", "fault wrong-primary", "shutdown-requested", "shutdown"}, c.kinds(), "%s", c.format)
+			assert.True(t, c.w.State().NeedsResync, "%s", c.format)
 		}
 		saveFixture(t, major, "hba", h, hs)
 	})
