@@ -168,6 +168,9 @@ func load(path string, major int) (*Config, error) {
 	return c, c.Err()
 }
 
+// blank reports whether an included name is all white space (or empty).
+func blank(name string) bool { return strings.Trim(name, " \t\r\n") == "" }
+
 // fileKey identifies a file on disk whatever path names it, so that a file
 // reached by two paths is read, edited and saved once.
 func fileKey(path string) string {
@@ -331,6 +334,11 @@ func (c *Config) walkInclude(kind, value, calling string, lineNo, depth int) boo
 	target := absLocation(value, calling, c.major)
 	switch kind {
 	case "include_dir":
+		if blank(value) {
+			c.errorRow(calling, lineNo, "empty configuration directory name",
+				&IncludeError{File: calling, Line: lineNo, Target: value, Dir: true, Err: ErrEmptyName})
+			return false
+		}
 		d := c.listDir(target)
 		if d.err != nil {
 			c.errorRow(calling, lineNo, "could not open directory \""+target+"\"",
@@ -357,6 +365,12 @@ func (c *Config) walkFile(path, named string, strict bool, depth int, calling st
 	if depth > maxDepth {
 		c.errorRow(calling, callingLine, "nesting depth exceeded",
 			&IncludeError{File: calling, Line: callingLine, Target: named, Err: ErrNestingDepth})
+		return false
+	}
+	if blank(named) {
+		// Else the server would read the including directory as a file.
+		c.errorRow(calling, callingLine, "empty configuration file name",
+			&IncludeError{File: calling, Line: callingLine, Target: named, Err: ErrEmptyName})
 		return false
 	}
 	if path == calling {

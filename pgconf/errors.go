@@ -19,6 +19,9 @@ var (
 	// ErrScanner is wrapped by an [IncludeError] for an included path the
 	// server opens but cannot read as a file (a directory).
 	ErrScanner = errors.New("pgconf: input in flex scanner failed")
+	// ErrEmptyName is wrapped by an [IncludeError] for an include directive
+	// naming an empty (or all blank) path.
+	ErrEmptyName = errors.New("pgconf: empty configuration file name")
 	// ErrInvalidName is returned by edits given a name that the server's
 	// grammar cannot read as a parameter name, or an include directive.
 	ErrInvalidName = errors.New("pgconf: invalid parameter name")
@@ -57,7 +60,7 @@ type IncludeError struct {
 	Line   int
 	Target string // absolute path of the file or directory named; as written for ErrNestingDepth, as the server reports it
 	Dir    bool   // include_dir
-	Err    error  // the open error, ErrNestingDepth, ErrRecursion or ErrScanner
+	Err    error  // the open error, ErrNestingDepth, ErrRecursion, ErrEmptyName or ErrScanner
 }
 
 func (e *IncludeError) Error() string {
@@ -71,6 +74,8 @@ func (e *IncludeError) Error() string {
 		return "pgconf: could not open configuration file \"" + e.Target + "\": maximum nesting depth exceeded" + at
 	case ErrRecursion:
 		return "pgconf: configuration file recursion in \"" + e.File + "\"" + at
+	case ErrEmptyName:
+		return "pgconf: empty configuration " + what + " name: \"" + e.Target + "\"" + at
 	case ErrScanner:
 		return "pgconf: input in flex scanner failed at file \"" + e.Target + "\" line 1" + at
 	}

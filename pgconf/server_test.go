@@ -255,7 +255,7 @@ func testServerEdits(t *testing.T, p *pgtest.Primary, base string) {
 }
 
 // fileErrors are the server's messages pgconf reports too.
-var fileErrors = regexp.MustCompile(`^(syntax error in file|could not open configuration|configuration file recursion|input in flex scanner failed)`)
+var fileErrors = regexp.MustCompile(`^(syntax error in file|could not open configuration|configuration file recursion|input in flex scanner failed|empty configuration)`)
 
 // serverErrors is what postgres -C says about the files, sorted.
 func serverErrors(t *testing.T, p *pgtest.Primary) []string {
