@@ -129,6 +129,10 @@ func TestServer(t *testing.T) {
 			})
 		}
 
+		t.Run("absolute", func(t *testing.T) {
+			defer restore()
+			testServerAbsolute(t, p, base)
+		})
 		t.Run("random", func(t *testing.T) {
 			defer restore()
 			testServerRandom(t, p, base)
@@ -141,6 +145,22 @@ func TestServer(t *testing.T) {
 			testCheck(t, p)
 		})
 	})
+}
+
+// testServerAbsolute: absolute include paths are taken as written.
+func testServerAbsolute(t *testing.T, p *pgtest.Primary, base string) {
+	dir := filepath.Join(p.DataDir, "abs")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "d"), 0o700))
+	defer os.RemoveAll(dir)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "x.conf"), []byte("work_mem = 2MB\ninclude 'y.conf'\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "y.conf"), []byte("lock_timeout = 2\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "d", "z.conf"), []byte("statement_timeout = 3\n"), 0o600))
+	main := base + "include '" + p.DataDir + "//abs/./x.conf'\ninclude_dir '" + dir + "/d/'\ninclude_if_exists '" + dir + "/none.conf'\n" +
+		"include '" + dir + "/../abs/y.conf'\n"
+	require.NoError(t, os.WriteFile(filepath.Join(p.DataDir, "postgresql.conf"), []byte(main), 0o600))
+	pgtest.Chown(t, p.DataDir)
+	assert.Equal(t, rowStrings(queryFileSettings(t, p)), rowStrings(pgconfRows(t, p.DataDir)))
+	assert.Equal(t, serverErrors(t, p), pgconfErrors(t, p.DataDir))
 }
 
 // randomValue strings together fragments that stress the lexer: quotes,
