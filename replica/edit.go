@@ -2,6 +2,7 @@ package replica
 
 import (
 	"fmt"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,6 +76,17 @@ func (e *editor) neutralisePaths() {
 			continue
 		}
 		e.comment(name, "names "+s.Value+", which does not exist here")
+	}
+	// An absolute log_directory of the source's host: the logging collector
+	// creates only the last component and fails without the rest.
+	if s, ok := e.conf.Get("log_directory"); ok && filepath.IsAbs(s.Value) && !exists(filepath.Dir(s.Value)) {
+		e.comment("log_directory", "names "+s.Value+", whose parent does not exist here")
+	}
+	// A socket group that does not exist here stops the server at start.
+	if s, ok := e.conf.Get("unix_socket_group"); ok && s.Value != "" {
+		if _, err := user.LookupGroup(s.Value); err != nil {
+			e.comment("unix_socket_group", "group "+s.Value+" does not exist here")
+		}
 	}
 	// ssl = on needs a certificate and key; the defaults are server.crt and
 	// server.key in the data directory.

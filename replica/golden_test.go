@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -43,6 +44,8 @@ ssl_key_file = '/etc/postgresql/main/server.key'
 archive_mode = on
 archive_command = 'cp %p /archive/%f'
 #unix_socket_directories = '/var/run/postgresql'	# comma-separated list
+unix_socket_group = 'pgstage_no_such_group'
+log_directory = '/var/log/pgstage-no-such-dir/main'
 `
 
 // 12+ sources may carry recovery settings in postgresql.conf.
@@ -194,4 +197,46 @@ func assertNoPasswordOutsidePassfile(t *testing.T, root, data string) {
 		assert.NotContains(t, string(b), "s3cr et", "password in %s", p)
 		return nil
 	}))
+}
+
+// The real server of each major reads the configuration Setup wrote as
+// Setup meant it: postgres -C prints a parameter as the server parsed it
+// (12+: primary_conninfo itself, with its two layers of quoting).
+func TestSetupConfigReadByServer(t *testing.T) {
+	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
+		t.Parallel()
+		pgVersion := strconv.Itoa(major)
+		root, data := goldenDataDir(t, pgVersion, fmt.Sprintf("../internal/pgcontrol/testdata/pg_control.%d", major))
+		bin := pgtest.BinDir(t, major)
+		s, err := replica.New(replica.Config{
+			DataDir: data, BinDir: bin, Port: 6543, SocketDir: root,
+			Source: replica.Source{Host: "10.0.0.5", User: `repl user'\:=`, Password: goldenPassword},
+		})
+		require.NoError(t, err)
+		res, err := s.Setup(context.Background())
+		require.NoError(t, err)
+		show := func(name string) string {
+			cmd := pgtest.Command(context.Background(), filepath.Join(bin, "postgres"), "-D", data, "-C", name)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			require.NoError(t, err, "postgres -C %s: %s", name, stderr.String())
+			return strings.TrimSpace(string(out))
+		}
+		want := map[string]string{
+			"port": "6543", "max_connections": "37", "max_worker_processes": "9",
+			"max_prepared_transactions": "3", "max_locks_per_transaction": "71",
+			"hot_standby": "on", "ssl": "off", "archive_command": "",
+			"unix_socket_directories": root, "listen_addresses": "localhost",
+		}
+		if major >= 12 {
+			want["primary_conninfo"] = res.PrimaryConnInfo
+			want["recovery_target_timeline"] = "latest"
+			want["recovery_target_time"] = ""
+			want["restore_command"] = ""
+		}
+		for name, v := range want {
+			assert.Equal(t, v, show(name), name)
+		}
+	})
 }

@@ -136,7 +136,14 @@ func TestStandbyReal(t *testing.T) {
 		// The source keeps some WAL, so that a standby restored without
 		// pg_wal.tar can still stream what it lacks after checkpoints.
 		keep := map[bool][2]string{true: {"wal_keep_size", "'256MB'"}, false: {"wal_keep_segments", "16"}}[major >= 13]
-		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: map[string]string{keep[0]: keep[1]}})
+		// The replication role's name and password both hold a space, ', \,
+		// : and =: every test proves both quoting layers and the password
+		// file's escapes against the real server.
+		p := pgtest.StartPrimary(t, major, pgtest.Options{
+			Settings: map[string]string{keep[0]: keep[1]},
+			ReplUser: `repl user'\:=`,
+		})
+		require.Equal(t, pgtest.DefaultReplPassword, p.ReplPassword)
 		p.InsertRows(t, 3)
 		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
 
