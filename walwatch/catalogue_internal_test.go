@@ -2,6 +2,7 @@ package walwatch
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -59,4 +60,51 @@ func TestFilenamePattern(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, filenamePattern(tc.in, tc.f), tc.in)
 	}
+}
+
+// FuzzMachine: whatever the log holds, reading and classifying it never
+// panics, and an outage raises one Fault (plus one if it turns out to need a
+// resync) before its Recovered.
+func FuzzMachine(f *testing.F) {
+	f.Add("2026-11-24 10:00:00.000 UTC [1] LOG:  started streaming WAL from primary at 0/3000000 on timeline 1\n" +
+		"2026-11-24 10:00:01.000 UTC [1] FATAL:  could not receive data from WAL stream: x\n\t\ty\n" +
+		"2026-11-24 10:00:02.000 UTC [2] LOG:  started streaming WAL from primary at 0/3000000 on timeline 1\n")
+	f.Add("2026-11-24 10:00:00.000 UTC [1] LOG:  replication terminated by primary server\n\t\tx\nWARNING:  y\n" +
+		"2026-11-24 10:00:01.000 UTC [9] LOG:  received fast shutdown request\n")
+	f.Add("2026-11-24 10:00:00.000 UTC [1] FATAL:  could not receive data from WAL stream: ERROR:  requested WAL segment 000000010000000000000003 has already been removed\n" +
+		"2026-11-24 10:00:01.000 UTC [1] LOG:  started streaming WAL from primary at 0/3000000 on timeline 1\n")
+	f.Fuzz(func(t *testing.T, log string) {
+		for _, grace := range []time.Duration{0, time.Second} {
+			m := newMachine(State{}, grace, time.Second)
+			m.now = func() time.Time { return time.Time{} } // only log times settle pending faults
+			var out []Event
+			a := newStderrAsm(compilePrefix(DefaultPrefix), func(r *rawRecord) {
+				c, reason := classify(r)
+				out = m.feed(c, Event{Reason: reason, LogTime: r.logTime(time.UTC), Message: text(r.message)}, out)
+			})
+			a.fast = true
+			sp := newSplitter(a, 0, 1)
+			sp.write([]byte(log))
+			sp.write([]byte{'\n'})
+			a.flush()
+			out = m.finish(out)
+			open := false
+			for _, ev := range out {
+				switch ev.Kind {
+				case KindFault:
+					if open && !ev.Reason.NeedsResync() {
+						t.Fatalf("second fault in one outage: %v", out)
+					}
+					open = true
+				case KindRecovered:
+					if !open {
+						t.Fatalf("recovered without a fault: %v", out)
+					}
+					open = false
+				case KindPromoted:
+					open = false
+				}
+			}
+		}
+	})
 }

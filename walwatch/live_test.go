@@ -337,6 +337,16 @@ func TestLiveStandby(t *testing.T) {
 		require.Equal(t, perFormat[len(perFormat)-1].format, fromDataDir.format, "structured format preferred")
 		cs = append(cs, confirmed, fromDataDir)
 		step(t, cs, func() { s.start(t) }, "streaming")
+		// Logs that tell nothing (an empty directory): the initial state
+		// comes from pg_stat_wal_receiver.
+		bySQL, err := walwatch.New(walwatch.Config{LogDir: t.TempDir(), Format: walwatch.FormatStderr,
+			ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable connect_timeout=2", s.port)})
+		require.NoError(t, err)
+		first := <-bySQL.Events()
+		assert.Equal(t, walwatch.KindStreaming, first.Kind)
+		assert.Equal(t, "streaming", first.Receiver)
+		assert.Equal(t, walwatch.PhaseStreaming, bySQL.State().Phase)
+		require.NoError(t, bySQL.Close())
 		step(t, cs, func() { p.Stop(t, "fast") }, fastStop)
 		step(t, cs, func() { p.Start(t) }, "recovered")
 		step(t, cs, func() { p.Stop(t, "immediate") }, "fault stream-lost")

@@ -201,3 +201,4 @@ func TestReplayState(t *testing.T) {
 	require.NoError(t, w.Close())
 	require.NoError(t, w.Close(), "Close is idempotent")
 }
+
