@@ -201,4 +201,3 @@ func TestReplayState(t *testing.T) {
 	require.NoError(t, w.Close())
 	require.NoError(t, w.Close(), "Close is idempotent")
 }
-
