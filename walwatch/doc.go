@@ -37,7 +37,8 @@
 // and inode) and an offset just after a complete record, with the state
 // there. Every Event carries the Position after its record, so an embedding
 // process that saves the Position of the last event it handled neither
-// misses nor repeats events when it restarts.
+// misses nor repeats events when it restarts. A fingerprint of the file's
+// first bytes guards against an inode number reused by a new file.
 //
 // # Following files
 //
@@ -93,4 +94,19 @@
 // confirmed with pg_stat_wal_receiver (its status lands in
 // [Event.Receiver]) and, when the logs tell nothing at start, the initial
 // state is read from the server. The logs stay the trigger.
+//
+// # Cost
+//
+// Idle, the watcher wakes only for fsnotify events and the poll. In stderr
+// logs whose prefix has no free-text field, a line that cannot start a
+// catalogue message is skipped after a few comparisons, so a large log
+// replays at about the speed of grep. Memory stays flat whatever the log
+// size: a 256 KiB read buffer and the longest line (at most [MaxLine]).
+//
+// # Tests
+//
+// Besides table and fuzz tests, the package is tested against real standbys
+// of PostgreSQL 10 to 18 (internal/pgtest) under real outages, in the three
+// log formats at once; their logs are kept in testdata/<major>/ and replayed
+// without PostgreSQL (go test -run TestLiveStandby -update recaptures them).
 package walwatch
