@@ -1,106 +1,358 @@
 package pgstage_test
 
 import (
-	"archive/tar"
-	"archive/zip"
+	"context"
+	"errors"
 	"fmt"
-	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/pgstage/pgstage/backupsel"
 	"github.com/pgstage/pgstage/internal/pgtest"
+	"github.com/pgstage/pgstage/stage"
+	"github.com/pgstage/pgstage/walwatch"
 	"github.com/stretchr/testify/require"
 )
 
-// TestBackupLayouts brings up a primary of every major and takes a real backup
-// in every layout and form its version supports, then checks that the files
-// are there and readable as tar (and zip).
-func TestBackupLayouts(t *testing.T) {
+// waitLimit bounds every wait for something the servers do; it is a
+// timeout, not a timing assertion.
+const waitLimit = 90 * time.Second
+
+// TestLinker runs the whole job for every major: one primary per major, and
+// one staging per backup layout linked from it. All three fault when the
+// primary stops, refuse snapshots, recover when it starts again and take
+// snapshots; the folder staging resyncs onto a newer folder, the direct one
+// is disabled and enabled, the zip one is closed and opened again.
+func TestLinker(t *testing.T) {
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		t.Parallel()
-		p := pgtest.StartPrimary(t, major, pgtest.Options{})
-		p.InsertRows(t, 10)
-		for _, form := range pgtest.Forms(major) {
-			for i, layout := range pgtest.Layouts {
-				t.Run(fmt.Sprintf("%v/%v", form, layout), func(t *testing.T) {
-					b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: form, Layout: layout, Time: time.Now().Add(time.Duration(i) * time.Hour)})
-					files := readBackup(t, b)
-					base := findBase(t, files)
-					require.Contains(t, files[base], "backup_label", "%s lacks backup_label", base)
-					require.Contains(t, files[base], "PG_VERSION")
-					if form == pgtest.FormStream || form == pgtest.FormGzip || form == pgtest.FormLZ4 || form == pgtest.FormZstd {
-						wal := ""
-						for name := range files {
-							if strings.HasPrefix(name, "pg_wal.tar") {
-								wal = name
-							}
-						}
-						require.NotEmpty(t, wal, "stream form without pg_wal.tar: %v", b.Files)
-					}
-					if major >= 13 {
-						require.Contains(t, files, "backup_manifest")
-					}
-				})
-			}
+		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: keepWAL(major)})
+		p.InsertRows(t, 5)
+		ctx := context.Background()
+
+		forms := map[pgtest.Layout]pgtest.Form{}
+		fs := pgtest.Forms(major)
+		forms[pgtest.LayoutFolder] = fs[0]
+		forms[pgtest.LayoutDirect] = pick(fs, pgtest.FormFetch, pgtest.FormServer)
+		forms[pgtest.LayoutZip] = pick(fs, pgtest.FormGzip, pgtest.FormServerGzip)
+
+		stagings := map[pgtest.Layout]*staging{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		backupTime := time.Now().Add(-time.Hour)
+		for _, layout := range pgtest.Layouts {
+			b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: layout, Form: forms[layout], Time: backupTime})
+			s := newStaging(t, p, b.Path)
+			require.NoError(t, s.l.Preflight(ctx), "preflight %v", layout)
+			wg.Add(1)
+			go func() { // link the three stagings at once
+				defer wg.Done()
+				err := s.l.Link(ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				s.linkErr = err
+				stagings[layout] = s
+			}()
 		}
+		wg.Wait()
+		for layout, s := range stagings {
+			require.NoError(t, s.linkErr, "link %v (%v)", layout, forms[layout])
+			st, err := s.l.Status(ctx)
+			require.NoError(t, err)
+			require.Equal(t, stage.StateStreaming, st.State, "%v: %+v", layout, st)
+			require.Equal(t, strconv.Itoa(major), st.Backup.PGVersion)
+			require.Len(t, s.l.Snapshots(), 1, "link takes the first snapshot")
+		}
+		require.Equal(t, "PostgreSQL_T"+backupTime.Format("20060102150405"), stagings[pgtest.LayoutFolder].status(t).Backup.Name)
+
+		// A row written on the source arrives on every staging.
+		id := p.InsertRows(t, 3)
+		for _, s := range stagings {
+			s.waitRow(t, id)
+		}
+
+		// The source stops: every staging faults and refuses snapshots.
+		p.Stop(t, "fast")
+		for layout, s := range stagings {
+			ev := s.waitEvent(t, walwatch.KindFault)
+			require.NotEmpty(t, ev.Reason, "%v", layout)
+			_, err := s.l.Snapshot(ctx)
+			require.ErrorIs(t, err, stage.ErrFaulted, "%v", layout)
+			var f *stage.Fault
+			require.ErrorAs(t, err, &f)
+			require.Equal(t, ev.Reason, f.Reason)
+			require.Equal(t, stage.StateFaulted, s.status(t).State)
+		}
+
+		// It starts again: every staging recovers and snapshots again.
+		p.Start(t)
+		for layout, s := range stagings {
+			s.waitEvent(t, walwatch.KindRecovered)
+			snap, err := s.l.Snapshot(ctx)
+			require.NoError(t, err, "%v", layout)
+			require.NotEmpty(t, snap.ReplayLSN)
+			require.NotZero(t, snap.Timeline)
+			faults := s.l.Faults()
+			require.NotEmpty(t, faults)
+			require.False(t, faults[len(faults)-1].Open(), "the fault is cleared")
+		}
+		id = p.InsertRows(t, 1)
+		for _, s := range stagings {
+			s.waitRow(t, id)
+		}
+
+		// Resync onto a newer timestamped folder; the history is kept.
+		folder := stagings[pgtest.LayoutFolder]
+		newer := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: forms[pgtest.LayoutFolder], Path: folder.backupPath})
+		before := len(folder.l.Snapshots())
+		require.NoError(t, folder.l.Resync(ctx))
+		st := folder.status(t)
+		require.Equal(t, filepath.Base(newer.Location), st.Backup.Name)
+		require.Equal(t, stage.StateStreaming, st.State)
+		require.Len(t, folder.l.Snapshots(), before+1)
+		id = p.InsertRows(t, 1)
+		folder.waitRow(t, id)
+
+		// Disable: no server, no snapshots; Enable: streaming again.
+		direct := stagings[pgtest.LayoutDirect]
+		require.NoError(t, direct.l.Disable(ctx))
+		require.Equal(t, stage.StateDisabled, direct.status(t).State)
+		_, err := direct.l.Snapshot(ctx)
+		require.ErrorIs(t, err, stage.ErrDisabled)
+		require.NoError(t, direct.l.Enable(ctx))
+		id = p.InsertRows(t, 1)
+		direct.waitRow(t, id)
+		_, err = direct.l.Snapshot(ctx)
+		require.NoError(t, err)
+
+		// Close and Open from the state file: the new Linker carries on.
+		zip := stagings[pgtest.LayoutZip]
+		require.NoError(t, zip.l.Close())
+		data, err := os.ReadFile(filepath.Join(zip.cfg.Staging.DataDir+".pgstage", "state.json"))
+		require.NoError(t, err)
+		require.NotContains(t, string(data), p.ReplPassword)
+		info, err := os.Stat(filepath.Join(zip.cfg.Staging.DataDir+".pgstage", "state.json"))
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+		l2, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: zip.cfg.Staging.DataDir}, Source: stage.Source{Password: p.ReplPassword}})
+		require.NoError(t, err)
+		zip.l = l2
+		require.Equal(t, stage.StateStreaming, zip.status(t).State)
+		_, err = l2.Snapshot(ctx)
+		require.NoError(t, err)
 	})
 }
 
-// readBackup returns, for each backup file, the entry names inside it (tar
-// files only; compressed tars are checked by the external tools).
-func readBackup(t *testing.T, b *pgtest.Backup) map[string][]string {
-	t.Helper()
-	out := map[string][]string{}
-	add := func(name string, r io.Reader) {
-		entries := []string{}
-		if strings.HasSuffix(name, ".tar") {
-			tr := tar.NewReader(r)
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
-				require.NoError(t, err, "reading %s", name)
-				entries = append(entries, h.Name)
-			}
-		} else if name != "backup_manifest" {
-			entries = listCompressed(t, name, r)
-		}
-		out[name] = entries
-	}
-	switch b.Layout {
-	case pgtest.LayoutZip:
-		zr, err := zip.OpenReader(b.Location)
+// TestLinkerBadInputs checks that preflight refuses, before touching
+// anything, each input the job cannot work with, and says why.
+func TestLinkerBadInputs(t *testing.T) {
+	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
+		t.Parallel()
+		ctx := context.Background()
+		p := pgtest.StartPrimary(t, major, pgtest.Options{})
+		form := pgtest.Forms(major)[0]
+		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: form})
+		other := pgtest.StartPrimary(t, major, pgtest.Options{})
+		ob := pgtest.TakeBackup(t, other, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: form})
+		busy, err := net.Listen("tcp", "127.0.0.1:0") // a port something else uses
 		require.NoError(t, err)
-		defer zr.Close()
-		for _, f := range zr.File {
-			r, err := f.Open()
-			require.NoError(t, err)
-			add(f.Name, r)
-			r.Close()
+		defer busy.Close()
+		otherMajor := 15
+		if major == 15 {
+			otherMajor = 16
 		}
-	default:
-		for _, name := range b.Files {
-			f, err := os.Open(filepath.Join(b.Location, name))
-			require.NoError(t, err)
-			add(name, f)
-			f.Close()
+
+		cases := []struct {
+			name  string
+			edit  func(c *stage.Config)
+			check string // a word the problem must say
+			is    error
+		}{
+			{"wrong password", func(c *stage.Config) { c.Source.Password = "not the password" }, "password", nil},
+			{"backup of another source", func(c *stage.Config) { c.BackupPath = ob.Path }, "belongs to database system", nil},
+			{"port in use", func(c *stage.Config) { c.Staging.Port = busy.Addr().(*net.TCPAddr).Port }, "in use", nil},
+			{"version mismatch", func(c *stage.Config) { c.Staging.BinDir = pgtest.BinDir(t, otherMajor) }, "staging binaries", nil},
+			{"no backup", func(c *stage.Config) { c.BackupPath = pgtest.TempDir(t) }, "no usable backup", backupsel.ErrNoBackup},
+			{"data directory not empty", func(c *stage.Config) {
+				require.NoError(t, os.WriteFile(filepath.Join(c.Staging.DataDir, "x"), nil, 0o600))
+			}, "not empty", nil},
+			{"every problem at once", func(c *stage.Config) {
+				c.Source.Password = "not the password"
+				c.Staging.Port = busy.Addr().(*net.TCPAddr).Port
+				c.Staging.BinDir = pgtest.BinDir(t, otherMajor)
+			}, "3 problem(s)", nil},
+			{"unknown setting", func(c *stage.Config) { c.Settings = []stage.Setting{{Name: "no_such_setting", Value: "1"}} }, "no_such_setting", nil},
 		}
-	}
-	require.NotEmpty(t, out)
-	return out
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := stagingConfig(t, p, b.Path)
+				require.NoError(t, os.MkdirAll(cfg.Staging.DataDir, 0o700))
+				tc.edit(&cfg)
+				l, err := stage.New(cfg)
+				require.NoError(t, err)
+				defer l.Close()
+				err = l.Link(ctx)
+				t.Log(err)
+				require.ErrorIs(t, err, stage.ErrPreflight)
+				require.Contains(t, err.Error(), tc.check)
+				if tc.is != nil {
+					require.ErrorIs(t, err, tc.is)
+				}
+				require.NotContains(t, err.Error(), p.ReplPassword)
+				entries, _ := os.ReadDir(cfg.Staging.DataDir)
+				for _, e := range entries {
+					require.Equal(t, "x", e.Name(), "preflight touched the data directory")
+				}
+			})
+		}
+
+		t.Run("second linker", func(t *testing.T) {
+			cfg := stagingConfig(t, p, b.Path)
+			l, err := stage.New(cfg)
+			require.NoError(t, err)
+			defer l.Close()
+			_, err = stage.New(cfg)
+			require.ErrorIs(t, err, stage.ErrLocked)
+			require.NoError(t, l.Close())
+			l3, err := stage.New(cfg) // the lock is free again
+			require.NoError(t, err)
+			l3.Close()
+		})
+	})
 }
 
-func findBase(t *testing.T, files map[string][]string) string {
-	t.Helper()
-	for name := range files {
-		if strings.HasPrefix(name, "base.tar") {
-			return name
+// keepWAL makes the primary keep the WAL that the backups taken one after
+// the other would otherwise recycle before every staging streams.
+func keepWAL(major int) map[string]string {
+	if major >= 13 {
+		return map[string]string{"wal_keep_size": "'256MB'"}
+	}
+	return map[string]string{"wal_keep_segments": "16"}
+}
+
+func pick(forms []pgtest.Form, want ...pgtest.Form) pgtest.Form {
+	for _, w := range want {
+		for _, f := range forms {
+			if f == w {
+				return f
+			}
 		}
 	}
-	t.Fatalf("no base.tar among %v", files)
-	return ""
+	return forms[0]
+}
+
+type staging struct {
+	cfg        stage.Config
+	l          *stage.Linker
+	backupPath string
+	linkErr    error
+}
+
+// stagingConfig is a staging of p restored from backupPath, in a new
+// directory, on a free port.
+func stagingConfig(t *testing.T, p *pgtest.Primary, backupPath string) stage.Config {
+	t.Helper()
+	dir := pgtest.TempDir(t)
+	return stage.Config{
+		BackupPath:   backupPath,
+		BackupSettle: -1, // the backups here are whole when taken
+		Source:       stage.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword, SSLMode: "disable"},
+		Staging: stage.Staging{
+			DataDir:   filepath.Join(dir, "data"),
+			Port:      freePort(t),
+			BinDir:    pgtest.BinDir(t, p.Major),
+			SocketDir: dir,
+		},
+		// Retry the source quickly after an outage; skip fsync: test data.
+		Settings: []stage.Setting{
+			{Name: "wal_retrieve_retry_interval", Value: "200ms"},
+			{Name: "fsync", Value: "off"},
+		},
+	}
+}
+
+func newStaging(t *testing.T, p *pgtest.Primary, backupPath string) *staging {
+	t.Helper()
+	cfg := stagingConfig(t, p, backupPath)
+	l, err := stage.New(cfg)
+	require.NoError(t, err)
+	s := &staging{cfg: cfg, l: l, backupPath: backupPath}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if t.Failed() {
+			t.Logf("staging %s log:\n%s", cfg.Staging.DataDir, pgtest.Tail(filepath.Join(cfg.Staging.DataDir+".pgstage", "log", "staging.log"), 40))
+		}
+		s.l.Disable(ctx) // stops the server; fails harmlessly when not linked
+		s.l.Close()
+	})
+	return s
+}
+
+func (s *staging) status(t *testing.T) stage.Status {
+	t.Helper()
+	st, err := s.l.Status(context.Background())
+	require.NoError(t, err)
+	return st
+}
+
+// waitEvent reads the Linker's events until one of kind arrives.
+func (s *staging) waitEvent(t *testing.T, kind walwatch.Kind) walwatch.Event {
+	t.Helper()
+	timeout := time.After(waitLimit)
+	var seen []string
+	for {
+		select {
+		case ev, ok := <-s.l.Events():
+			require.True(t, ok, "events closed")
+			if ev.Kind == kind {
+				return ev
+			}
+			seen = append(seen, ev.String())
+		case <-timeout:
+			t.Fatalf("no %s event for %s within %v; saw:\n%s", kind, s.cfg.Staging.DataDir, waitLimit, strings.Join(seen, "\n"))
+		}
+	}
+}
+
+// waitRow waits until the staging has replayed the row with this id.
+func (s *staging) waitRow(t *testing.T, id int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	cs := fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", s.cfg.Staging.SocketDir, s.cfg.Staging.Port)
+	var last error
+	for ctx.Err() == nil {
+		conn, err := pgx.Connect(ctx, cs)
+		if err == nil {
+			var n int64
+			err = conn.QueryRow(ctx, "SELECT count(*) FROM pgstage_rows WHERE id = $1", id).Scan(&n)
+			conn.Close(context.Background())
+			if err == nil && n == 1 {
+				return
+			}
+			if err == nil {
+				err = errors.New("row not there yet")
+			}
+		}
+		last = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("row %d never reached the staging on port %d: %v", id, s.cfg.Staging.Port, last)
+}
+
+// freePort asks the kernel for a free TCP port on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -1,0 +1,321 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+)
+
+// Config describes one staging: where the backup is, the source it streams
+// from, the staging instance, and what to do around each job. Zero fields
+// mean the defaults documented on each field. Fields tagged json:"-" are
+// never written to the state file (the password above all).
+type Config struct {
+	// BackupPath is the one directory holding the backup (required): a
+	// PostgreSQL_T<YYYYMMDDhhmmss> folder, the files themselves, or a
+	// PostgreSQL_T<YYYYMMDD>.zip, by that precedence (see backupsel).
+	BackupPath string `json:"backup_path"`
+	// WALPath is a folder of WAL segments to add to a backup taken without
+	// WAL. Ignored when StreamWhenNoWAL is set, as in the original product.
+	WALPath string `json:"wal_path,omitempty"`
+	// StreamWhenNoWAL accepts a backup without WAL: the standby streams it
+	// from the source. It takes precedence over WALPath.
+	StreamWhenNoWAL bool `json:"stream_when_no_wal,omitempty"`
+	// VerifyBackup checks every file of the backup against its
+	// backup_manifest checksums before restoring (13+). Default: names and
+	// sizes only.
+	VerifyBackup bool `json:"verify_backup,omitempty"`
+	// BackupSettle is how long backup files must stay unchanged to count as
+	// finished; 0 means backupsel's default (2s), negative disables it.
+	BackupSettle time.Duration `json:"backup_settle,omitempty"`
+
+	Source  Source  `json:"source"`
+	Staging Staging `json:"staging"`
+
+	// Settings are applied to the staging postgresql.conf after the standby
+	// is configured, in order: a value set, or the name commented out so the
+	// server falls back on its default.
+	Settings []Setting `json:"settings,omitempty"`
+
+	Hooks Hooks `json:"hooks,omitempty"`
+
+	// StreamTimeout bounds how long Link, Resync and Enable wait for the
+	// standby to stream; default 2 minutes.
+	StreamTimeout time.Duration `json:"stream_timeout,omitempty"`
+	// WatchPollInterval is how often the log watcher rescans as a safety net
+	// for what inotify misses (network file systems); default 1 minute.
+	WatchPollInterval time.Duration `json:"watch_poll_interval,omitempty"`
+	// WatchPollOnly disables inotify: use it when the staging logs live on
+	// NFS or another network file system.
+	WatchPollOnly bool `json:"watch_poll_only,omitempty"`
+
+	// Snapshotter, if set, is called by Snapshot with the consistent point
+	// just recorded, e.g. to take a file system snapshot of the mount.
+	Snapshotter Snapshotter `json:"-"`
+	// Logger receives the jobs' steps; nil discards.
+	Logger *slog.Logger `json:"-"`
+	// Progress, if set, is called at each step of a job and as the restore
+	// writes data, so a caller can draw a progress bar.
+	Progress func(Progress) `json:"-"`
+}
+
+// Source is the production server the staging streams from.
+type Source struct {
+	Host string `json:"host"`           // required
+	Port int    `json:"port,omitempty"` // default 5432
+	// User is the replication role (required); Password its password,
+	// which pgstage keeps in memory and in the standby's 0600 passfile only.
+	User     string `json:"user"`
+	Password string `json:"-"`
+	// SSLMode is libpq's sslmode; empty means "prefer" as libpq.
+	SSLMode string `json:"sslmode,omitempty"`
+	// ConnectTimeout bounds each connection to the source; default 10s.
+	ConnectTimeout time.Duration `json:"connect_timeout,omitempty"`
+}
+
+// Staging is the standby instance on this host.
+type Staging struct {
+	// DataDir is the staging data directory, the mount location (required,
+	// absolute). It must be absent or empty before Link.
+	DataDir string `json:"data_dir"`
+	// Port is the staging server's port (required): a port no other
+	// server uses.
+	Port int `json:"port"`
+	// BinDir holds the staging postgres and pg_ctl (required), of the
+	// backup's major version.
+	BinDir string `json:"bin_dir"`
+	// SocketDir is unix_socket_directories; default "/tmp". The OS user
+	// must be able to write into it.
+	SocketDir string `json:"socket_dir,omitempty"`
+	// OSUser runs the server when this process is root (PostgreSQL refuses
+	// root); default "postgres". Ignored when not root.
+	OSUser string `json:"os_user,omitempty"`
+	// ApplicationName is what the source's pg_stat_replication shows;
+	// default "pgstage_" + the base name of DataDir.
+	ApplicationName string `json:"application_name,omitempty"`
+	// SlotName, if set, makes the standby use that physical replication
+	// slot; CreateSlot creates it on the source when missing. A slot keeps
+	// WAL on the source while the staging is down.
+	SlotName   string `json:"slot_name,omitempty"`
+	CreateSlot bool   `json:"create_slot,omitempty"`
+	// DBUser is the role used to query the standby over its Unix socket
+	// (replay position, snapshots); default "postgres".
+	DBUser string `json:"db_user,omitempty"`
+	// StateDir holds the lock, the state file and the server log; default
+	// DataDir + ".pgstage", beside the data directory so that a resync,
+	// which empties the data directory, keeps them.
+	StateDir string `json:"state_dir,omitempty"`
+}
+
+// Setting is one config setting for the staging postgresql.conf: a value to
+// set, or (Comment) the name to comment out.
+type Setting struct {
+	Name    string `json:"name"`
+	Value   string `json:"value,omitempty"`
+	Comment bool   `json:"comment,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultSourcePort     = 5432
+	DefaultSocketDir      = "/tmp"
+	DefaultOSUser         = "postgres"
+	DefaultDBUser         = "postgres"
+	DefaultStreamTimeout  = 2 * time.Minute
+	DefaultConnectTimeout = 10 * time.Second
+	stateDirSuffix        = ".pgstage"
+)
+
+var (
+	settingNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
+	appNameRE     = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+)
+
+// withDefaults returns cfg with its zero fields filled in.
+func (cfg Config) withDefaults() Config {
+	if cfg.Source.Port == 0 {
+		cfg.Source.Port = DefaultSourcePort
+	}
+	if cfg.Source.ConnectTimeout == 0 {
+		cfg.Source.ConnectTimeout = DefaultConnectTimeout
+	}
+	s := &cfg.Staging
+	if s.DataDir != "" {
+		s.DataDir = filepath.Clean(s.DataDir)
+	}
+	if s.SocketDir == "" {
+		s.SocketDir = DefaultSocketDir
+	}
+	if s.OSUser == "" {
+		s.OSUser = DefaultOSUser
+	}
+	if s.DBUser == "" {
+		s.DBUser = DefaultDBUser
+	}
+	if s.ApplicationName == "" && s.DataDir != "" {
+		s.ApplicationName = appNameRE.ReplaceAllString("pgstage_"+filepath.Base(s.DataDir), "_")
+	}
+	if s.StateDir == "" && s.DataDir != "" {
+		s.StateDir = s.DataDir + stateDirSuffix
+	}
+	if cfg.StreamTimeout == 0 {
+		cfg.StreamTimeout = DefaultStreamTimeout
+	}
+	return cfg
+}
+
+// validate checks what can be checked without touching anything, every
+// problem at once.
+func (cfg Config) validate() error {
+	var errs *multierror.Error
+	add := func(format string, a ...any) { errs = multierror.Append(errs, fmt.Errorf(format, a...)) }
+	if cfg.BackupPath == "" {
+		add("BackupPath is empty: name the one directory the backups are dropped into")
+	}
+	if cfg.Source.Host == "" {
+		add("Source.Host is empty: name the source server's host or IP address")
+	}
+	if cfg.Source.User == "" {
+		add("Source.User is empty: name the replication role on the source")
+	}
+	if p := cfg.Source.Port; p < 1 || p > 65535 {
+		add("Source.Port %d is not a TCP port (1-65535)", p)
+	}
+	s := cfg.Staging
+	switch {
+	case s.DataDir == "":
+		add("Staging.DataDir is empty: name the staging data directory (the mount location)")
+	case !filepath.IsAbs(s.DataDir):
+		add("Staging.DataDir %q is relative: give an absolute path", s.DataDir)
+	case s.DataDir == "/":
+		add("Staging.DataDir is /: name a directory of its own")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		add("Staging.Port %d is not a TCP port (1-65535): choose a free port for the staging instance", s.Port)
+	}
+	if s.Port == cfg.Source.Port && isLocal(cfg.Source.Host) {
+		add("Staging.Port %d is the source's port on this host: choose another port", s.Port)
+	}
+	if s.BinDir == "" {
+		add("Staging.BinDir is empty: name the directory holding the staging postgres and pg_ctl")
+	}
+	if !filepath.IsAbs(s.SocketDir) {
+		add("Staging.SocketDir %q is relative: give an absolute path", s.SocketDir)
+	} else if n := len(filepath.Join(s.SocketDir, ".s.PGSQL."+strconv.Itoa(s.Port))); n > 107 {
+		add("Staging.SocketDir %q is too long for a Unix socket path (%d bytes, at most 107): choose a shorter one", s.SocketDir, n)
+	}
+	if len(s.ApplicationName) > 63 {
+		add("Staging.ApplicationName %q is longer than 63 bytes", s.ApplicationName)
+	}
+	if s.CreateSlot && s.SlotName == "" {
+		add("Staging.CreateSlot is set without Staging.SlotName: name the slot")
+	}
+	if s.StateDir != "" && s.DataDir != "" && within(s.StateDir, s.DataDir) {
+		add("Staging.StateDir %q is inside the data directory: a resync empties it; put it beside", s.StateDir)
+	}
+	seen := map[string]bool{}
+	for i, st := range cfg.Settings {
+		name := strings.ToLower(st.Name)
+		switch {
+		case !settingNameRE.MatchString(st.Name):
+			add("Settings[%d]: %q is not a parameter name", i, st.Name)
+		case seen[name]:
+			add("Settings[%d]: %s is listed twice: keep one", i, st.Name)
+		case st.Comment && st.Value != "":
+			add("Settings[%d]: %s is both set (%q) and commented out: choose one", i, st.Name, st.Value)
+		case strings.ContainsRune(st.Value, 0):
+			add("Settings[%d]: the value of %s holds a zero byte", i, st.Name)
+		}
+		seen[name] = true
+	}
+	for point, hs := range cfg.Hooks.byPoint() {
+		for i, h := range hs {
+			if (h.Command == "") == (h.Func == nil) {
+				add("Hooks.%s[%d]: set exactly one of Command and Func", point, i)
+			}
+		}
+	}
+	if os.Geteuid() == 0 {
+		if _, err := lookupUser(s.OSUser); err != nil {
+			add("Staging.OSUser %q: %v (PostgreSQL refuses to run as root: create that user or name another)", s.OSUser, err)
+		}
+	}
+	return errs.ErrorOrNil()
+}
+
+// within reports whether path is dir or inside it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."))
+}
+
+func isLocal(host string) bool {
+	switch host {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return strings.HasPrefix(host, "/")
+}
+
+// osUser is the user the server and its files belong to.
+type osUser struct {
+	Name     string
+	UID, GID int
+	Groups   []int
+}
+
+func lookupUser(name string) (osUser, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return osUser{}, err
+	}
+	ou := osUser{Name: name}
+	ou.UID, _ = strconv.Atoi(u.Uid)
+	ou.GID, _ = strconv.Atoi(u.Gid)
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if g, err := strconv.Atoi(id); err == nil {
+				ou.Groups = append(ou.Groups, g)
+			}
+		}
+	}
+	return ou, nil
+}
+
+// runAs returns the user the server runs as: OSUser when root, else the
+// current user.
+func (cfg Config) runAs() (osUser, error) {
+	if os.Geteuid() == 0 {
+		return lookupUser(cfg.Staging.OSUser)
+	}
+	cur, err := user.Current()
+	if err != nil {
+		return osUser{}, err
+	}
+	u, err := lookupUser(cur.Username)
+	if err != nil {
+		return osUser{UID: os.Geteuid(), GID: os.Getegid(), Name: cur.Username}, nil
+	}
+	return u, nil
+}
+
+// Snapshotter records a snapshot outside PostgreSQL, for example a file
+// system snapshot of the staging mount.
+type Snapshotter interface {
+	TakeSnapshot(ctx context.Context, s Snapshot) error
+}
+
+// SnapshotterFunc adapts a function to Snapshotter.
+type SnapshotterFunc func(ctx context.Context, s Snapshot) error
+
+// TakeSnapshot calls f.
+func (f SnapshotterFunc) TakeSnapshot(ctx context.Context, s Snapshot) error { return f(ctx, s) }

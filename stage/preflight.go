@@ -1,0 +1,253 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgstage/pgstage/backupsel"
+)
+
+// preflight is what the checks learnt, for the job that follows.
+type preflight struct {
+	backup     *backupsel.Backup
+	binVersion string // "15", "9.6"
+	source     *sourceInfo
+}
+
+// preflightMode says which checks apply: a resync works on its own data
+// directory and its own (running) server's port.
+type preflightMode int
+
+const (
+	modeLink preflightMode = iota
+	modeResync
+)
+
+// runPreflight checks everything a link needs before anything is touched
+// and reports every problem at once.
+func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflight, error) {
+	cfg := l.cfg
+	pf := &preflight{}
+	var problems []error
+	add := func(p *Problem) { problems = append(problems, p) }
+
+	// Binaries.
+	binVersion, err := binaryVersion(ctx, cfg.Staging.BinDir)
+	if err != nil {
+		add(&Problem{Check: "binaries", What: err.Error(), Do: "set Staging.BinDir to the bin directory of the staging PostgreSQL (it holds postgres and pg_ctl)", Err: err})
+	}
+	pf.binVersion = binVersion
+
+	// Staging port and directories (a resync reuses its own).
+	if mode == modeLink {
+		if err := portFree(cfg.Staging.Port, cfg.Staging.SocketDir); err != nil {
+			add(&Problem{Check: "port", What: err.Error(), Do: "choose a free Staging.Port, or stop what uses it", Err: err})
+		}
+		if err := dataDirUsable(cfg.Staging.DataDir); err != nil {
+			add(&Problem{Check: "data directory", What: err.Error(), Do: "empty it or name another Staging.DataDir (Open and Resync work on a staging linked before)", Err: err})
+		}
+	}
+	runUser, err := cfg.runAs()
+	if err != nil {
+		add(&Problem{Check: "os user", What: err.Error(), Do: "create the user or set Staging.OSUser", Err: err})
+	} else if err := writableBy(cfg.Staging.SocketDir, runUser); err != nil {
+		add(&Problem{Check: "socket directory", What: err.Error(), Do: fmt.Sprintf("give %s read, write and execute on it, or choose another Staging.SocketDir", runUser.Name), Err: err})
+	}
+
+	// Backup: exactly one path, readable, a whole backup in it.
+	b, err := backupsel.Select(ctx, cfg.BackupPath, backupsel.Options{
+		WALPath: cfg.WALPath, StreamWhenNoWAL: cfg.StreamWhenNoWAL, Verify: cfg.VerifyBackup,
+		Settle: cfg.BackupSettle, Logger: l.log,
+	})
+	if err != nil {
+		add(&Problem{Check: "backup", What: err.Error(), Do: backupAdvice(err), Err: err})
+	} else {
+		pf.backup = b
+		if binVersion != "" && b.PGVersion != binVersion {
+			e := fmt.Errorf("the backup %s is PostgreSQL %s, the staging binaries in %s are PostgreSQL %s", b.Name, b.PGVersion, cfg.Staging.BinDir, binVersion)
+			add(&Problem{Check: "version", What: e.Error(), Do: "set Staging.BinDir to PostgreSQL " + b.PGVersion + " binaries (a standby runs the source's major version)", Err: e})
+		}
+	}
+
+	// Source: a replication connection as the configured role.
+	si, err := identifySource(ctx, cfg.Source)
+	if err != nil {
+		add(&Problem{Check: "source", What: err.Error(), Do: sourceAdvice(err), Err: err})
+	} else {
+		pf.source = si
+		for _, p := range si.problems(pf.backup) {
+			add(p)
+		}
+	}
+
+	// Config settings, checked against the staging binaries.
+	if binVersion != "" {
+		for _, err := range validateSettings(ctx, cfg.Staging.BinDir, cfg.Settings, runUser) {
+			add(&Problem{Check: "settings", What: err.Error(), Do: "fix or remove that entry of Settings", Err: err})
+		}
+	}
+
+	if len(problems) > 0 {
+		return pf, &PreflightError{Problems: problems}
+	}
+	return pf, nil
+}
+
+var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)(?:\.(\d+))?`)
+
+// binaryVersion returns the major of BinDir's postgres as PG_VERSION spells
+// it ("15", "9.6"), after checking pg_ctl is there too.
+func binaryVersion(ctx context.Context, binDir string) (string, error) {
+	if binDir == "" {
+		return "", errors.New("no binaries directory given")
+	}
+	for _, b := range []string{"postgres", "pg_ctl"} {
+		st, err := os.Stat(filepath.Join(binDir, b))
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", filepath.Join(binDir, b), err)
+		}
+		if st.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("%s is not executable", filepath.Join(binDir, b))
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// postgres --version is answered before the server's root check.
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "postgres"), "--version").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %v: %s", filepath.Join(binDir, "postgres"), err, strings.TrimSpace(string(out)))
+	}
+	m := versionRE.FindStringSubmatch(string(out))
+	if m == nil {
+		return "", fmt.Errorf("%s --version printed %q, not a PostgreSQL version", filepath.Join(binDir, "postgres"), strings.TrimSpace(string(out)))
+	}
+	if m[1] == "9" {
+		return "9." + m[2], nil
+	}
+	return m[1], nil
+}
+
+// portFree checks that nothing listens on port over TCP (any address or
+// loopback) nor on the Unix socket a server on that port would create.
+func portFree(port int, socketDir string) error {
+	for _, addr := range []string{"127.0.0.1", "0.0.0.0"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err != nil {
+			return fmt.Errorf("port %d is in use (%s)", port, addr)
+		}
+		ln.Close()
+	}
+	sock := filepath.Join(socketDir, ".s.PGSQL."+strconv.Itoa(port))
+	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("a server listens on %s", sock)
+	}
+	return nil
+}
+
+// dataDirUsable accepts an absent or empty data directory whose parent
+// exists.
+func dataDirUsable(dir string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		parent := filepath.Dir(dir)
+		if st, err := os.Stat(parent); err != nil || !st.IsDir() {
+			return fmt.Errorf("the parent of %s, %s, is not a directory", dir, parent)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(3)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("%s is not empty (it holds %s)", dir, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// writableBy checks that u can create files in dir, by its mode bits (this
+// process may be root, for which access(2) says nothing about u).
+func writableBy(dir string, u osUser) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	mode := st.Mode().Perm()
+	var bits fs.FileMode
+	switch {
+	case u.UID == 0:
+		return nil
+	case int(sys.Uid) == u.UID:
+		bits = mode >> 6
+	case int(sys.Gid) == u.GID || containsInt(u.Groups, int(sys.Gid)):
+		bits = mode >> 3
+	default:
+		bits = mode
+	}
+	if bits&3 != 3 {
+		return fmt.Errorf("%s (mode %v, owner %d:%d) is not writable by %s (uid %d)", dir, mode, sys.Uid, sys.Gid, u.Name, u.UID)
+	}
+	return nil
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func backupAdvice(err error) string {
+	var pe *backupsel.PermissionError
+	switch {
+	case errors.As(err, &pe):
+		return "grant " + pe.Need + " on " + pe.Path + " to this process"
+	case errors.Is(err, backupsel.ErrMultiplePaths):
+		return "give exactly one backup path"
+	case errors.Is(err, backupsel.ErrNoBackup):
+		return "put a whole pg_basebackup -F t backup in a PostgreSQL_T<YYYYMMDDhhmmss> folder of the backup path (see the reasons above for each candidate)"
+	}
+	return "check BackupPath"
+}
+
+func sourceAdvice(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "28P01" || pe.Code == "28000":
+			return "check Source.User and its password, and that the source's pg_hba.conf has a replication line for this host"
+		case pe.Code == "53300":
+			return "raise max_wal_senders on the source or end an idle WAL sender"
+		case pe.Code == "42501":
+			return "grant the REPLICATION attribute to Source.User (ALTER ROLE ... REPLICATION)"
+		}
+	}
+	return "check Source.Host and Source.Port, that the source runs and accepts connections from this host"
+}

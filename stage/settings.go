@@ -1,0 +1,110 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/pgstage/pgstage/pgconf"
+)
+
+// ownSettings are set on every staging before the user's settings: the
+// watcher reads the server's stderr (which the Linker sends to a file of its
+// state directory) in English.
+var ownSettings = []Setting{
+	{Name: "logging_collector", Value: "off"},
+	{Name: "log_destination", Value: "stderr"},
+	{Name: "lc_messages", Value: "C"},
+}
+
+// reserved names the user's settings may not change: the Linker owns them.
+var reserved = map[string]string{
+	"logging_collector":        "the watcher follows the server's stderr",
+	"log_destination":          "the watcher follows the server's stderr",
+	"port":                     "use Staging.Port",
+	"unix_socket_directories":  "use Staging.SocketDir",
+	"primary_conninfo":         "use Source",
+	"primary_slot_name":        "use Staging.SlotName",
+	"hot_standby":              "the standby's version decides it",
+	"recovery_target_timeline": "a staging follows the source's latest timeline",
+}
+
+// validateSettings checks the user's settings with the staging binaries'
+// own parser (pgconf.Checker) and returns one error per bad setting.
+func validateSettings(ctx context.Context, binDir string, settings []Setting, u osUser) []error {
+	var errs []error
+	var set []pgconf.Setting
+	var commented []Setting
+	for _, s := range settings {
+		if why, ok := reserved[strings.ToLower(s.Name)]; ok {
+			errs = append(errs, fmt.Errorf("%s is managed by pgstage: %s", s.Name, why))
+			continue
+		}
+		if s.Comment {
+			commented = append(commented, s)
+		} else {
+			set = append(set, pgconf.Setting{Name: s.Name, Value: s.Value})
+		}
+	}
+	k := &pgconf.Checker{BinDir: binDir}
+	if os.Geteuid() == 0 {
+		k.Credential = &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID)}
+	}
+	if len(set) > 0 {
+		if err := k.Check(ctx, set); err != nil {
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = append(errs, j.Unwrap()...)
+			} else {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(commented) > 0 {
+		params, err := k.Parameters(ctx)
+		if err != nil {
+			return append(errs, err)
+		}
+		known := map[string]bool{}
+		for _, p := range params {
+			known[strings.ToLower(p.Name)] = true
+		}
+		for _, s := range commented {
+			// Dotted names belong to extensions the binary need not know.
+			if !known[strings.ToLower(s.Name)] && !strings.Contains(s.Name, ".") {
+				errs = append(errs, fmt.Errorf("%s: PostgreSQL in %s has no such parameter, so there is nothing to comment out", s.Name, binDir))
+			}
+		}
+	}
+	return errs
+}
+
+// applySettings applies pgstage's own settings and then the user's to the
+// staging configuration, and returns the log_line_prefix in effect.
+func applySettings(dataDir string, settings []Setting, pgVersion string) (string, error) {
+	conf, err := pgconf.Load(dataDir)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range append(append([]Setting(nil), ownSettings...), settings...) {
+		if s.Comment {
+			_, err = conf.Comment(s.Name)
+		} else {
+			_, err = conf.Set(s.Name, s.Value)
+		}
+		if err != nil {
+			return "", fmt.Errorf("setting %s: %w", s.Name, err)
+		}
+	}
+	if err := conf.Save(); err != nil {
+		return "", err
+	}
+	if s, ok := conf.Get("log_line_prefix"); ok {
+		return s.Value, nil
+	}
+	if strings.HasPrefix(pgVersion, "9.") {
+		return "", nil // the default before 10
+	}
+	return "%m [%p] ", nil
+}

@@ -1,0 +1,111 @@
+package stage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pgstage/pgstage/walwatch"
+)
+
+const (
+	stateName    = "state.json"
+	stateVersion = 1
+	// maxHistory bounds the faults and snapshots kept in the state file.
+	maxHistory = 1000
+)
+
+// BackupInfo names the backup a staging was restored from.
+type BackupInfo struct {
+	Name             string    `json:"name"`     // folder or zip name, or "files in <path>"
+	Location         string    `json:"location"` // folder, backup path or zip file
+	Layout           string    `json:"layout"`
+	Time             time.Time `json:"time,omitzero"` // from the name
+	PGVersion        string    `json:"pg_version"`
+	SystemIdentifier uint64    `json:"system_identifier"`
+	Bytes            int64     `json:"bytes"`
+}
+
+// state is what the state file holds: enough for Open to carry on, and no
+// secret. Config's password and function fields are tagged json:"-".
+type state struct {
+	Version   int               `json:"version"`
+	Config    Config            `json:"config"`
+	Linked    bool              `json:"linked"`
+	Disabled  bool              `json:"disabled,omitempty"`
+	LinkedAt  time.Time         `json:"linked_at,omitzero"`
+	Backup    *BackupInfo       `json:"backup,omitempty"`
+	Snapshots []Snapshot        `json:"snapshots,omitempty"`
+	Faults    []Fault           `json:"faults,omitempty"`
+	Position  walwatch.Position `json:"watch_position,omitzero"`
+	// LogPrefix is the staging server's log_line_prefix, for the watcher.
+	LogPrefix string `json:"log_prefix,omitempty"`
+	// Step is the job step in progress, kept so that a process killed mid-job
+	// leaves a trace: Open reports it and Link or Resync starts over.
+	Job  string `json:"job,omitempty"`
+	Step string `json:"step,omitempty"`
+}
+
+func statePath(stateDir string) string { return filepath.Join(stateDir, stateName) }
+
+// save writes the state atomically: a 0600 temporary file created in the
+// same directory (os.CreateTemp's mode), synced, renamed over the old one.
+func (st *state) save(stateDir string) error {
+	st.Version = stateVersion
+	if n := len(st.Faults); n > maxHistory {
+		st.Faults = st.Faults[n-maxHistory:]
+	}
+	if n := len(st.Snapshots); n > maxHistory {
+		st.Snapshots = st.Snapshots[n-maxHistory:]
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(stateDir, ".state-*.json")
+	if err != nil {
+		return fmt.Errorf("stage: state file: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(append(data, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, statePath(stateDir))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("stage: state file: %w", err)
+	}
+	if d, err := os.Open(stateDir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func loadState(stateDir string) (*state, error) {
+	data, err := os.ReadFile(statePath(stateDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %s: link this staging first", ErrNoState, stateDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stage: state file: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("stage: state file %s: %w", statePath(stateDir), err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("stage: state file %s has version %d, this pgstage reads %d", statePath(stateDir), st.Version, stateVersion)
+	}
+	return &st, nil
+}

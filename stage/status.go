@@ -1,0 +1,120 @@
+package stage
+
+import (
+	"context"
+	"time"
+
+	"github.com/pgstage/pgstage/walwatch"
+)
+
+// States a Status reports, most telling first.
+const (
+	StateUnlinked  = "unlinked"  // not linked yet, or a link failed
+	StateDisabled  = "disabled"  // linked, disabled on purpose: no faults
+	StateFaulted   = "faulted"   // replication stopped: see Status.Fault
+	StateStopped   = "stopped"   // linked and enabled, but the server is not running
+	StateStreaming = "streaming" // the staging follows the source
+	StateStarting  = "starting"  // running, not streaming yet, no fault either
+)
+
+// Status is a staging's state at one moment.
+type Status struct {
+	State    string `json:"state"`
+	Linked   bool   `json:"linked"`
+	Disabled bool   `json:"disabled"`
+	Running  bool   `json:"running"`
+	// Fault is the open fault (nil when none); LastFault the latest fault,
+	// open or cleared.
+	Fault     *Fault `json:"fault,omitempty"`
+	LastFault *Fault `json:"last_fault,omitempty"`
+	// Watch is the log watcher's view.
+	Watch walwatch.State `json:"watch"`
+	// Receiver is pg_stat_wal_receiver.status ("none" without a
+	// walreceiver); the positions and lags come from the staging server
+	// (empty for a warm standby, which takes no queries).
+	Receiver   string `json:"receiver,omitempty"`
+	ReceiveLSN string `json:"receive_lsn,omitempty"`
+	ReplayLSN  string `json:"replay_lsn,omitempty"`
+	// ReplayLagBytes is the WAL received but not yet applied.
+	ReplayLagBytes int64 `json:"replay_lag_bytes"`
+	// LastReplayed is the commit time of the last replayed transaction, and
+	// ReplayDelay how long ago that was: on an idle source it grows though
+	// nothing is behind, so read it with ReplayLagBytes.
+	LastReplayed time.Time     `json:"last_replayed,omitzero"`
+	ReplayDelay  time.Duration `json:"replay_delay,omitempty"`
+	// QueryError says why the server could not be asked, if it could not.
+	QueryError string `json:"query_error,omitempty"`
+
+	Backup       *BackupInfo `json:"backup,omitempty"`
+	LinkedAt     time.Time   `json:"linked_at,omitzero"`
+	Snapshots    int         `json:"snapshots"`
+	LastSnapshot *Snapshot   `json:"last_snapshot,omitempty"`
+	// Job and Step name a job that was cut short (the process died in it).
+	Job  string `json:"unfinished_job,omitempty"`
+	Step string `json:"unfinished_step,omitempty"`
+}
+
+// Status reports the staging's state: linked, streaming, faulted or
+// disabled, the open and last faults, replay lag, the backup in use.
+func (l *Linker) Status(ctx context.Context) (Status, error) {
+	l.mu.Lock()
+	st := Status{
+		Linked: l.st.Linked, Disabled: l.st.Disabled, Backup: l.st.Backup, LinkedAt: l.st.LinkedAt,
+		Snapshots: len(l.st.Snapshots), Job: l.st.Job, Step: l.st.Step,
+	}
+	if n := len(l.st.Faults); n > 0 {
+		f := l.st.Faults[n-1]
+		st.LastFault = &f
+	}
+	if n := len(l.st.Snapshots); n > 0 {
+		s := l.st.Snapshots[n-1]
+		st.LastSnapshot = &s
+	}
+	if l.w != nil {
+		st.Watch = l.w.State()
+	}
+	sb := l.sb
+	l.mu.Unlock()
+	if !st.Linked {
+		st.State = StateUnlinked
+		return st, nil
+	}
+	if st.Disabled {
+		st.State = StateDisabled
+		return st, nil
+	}
+	st.Fault = l.currentFault()
+	if sb == nil {
+		var err error
+		if sb, err = l.standby(); err != nil {
+			return st, err
+		}
+	}
+	rs, err := sb.Status(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Running = rs.Running
+	if st.Running {
+		if p, err := l.query(ctx); err != nil {
+			st.QueryError = err.Error()
+		} else {
+			st.Receiver, st.ReceiveLSN, st.ReplayLSN, st.ReplayLagBytes = p.Receiver, p.ReceiveLSN, p.ReplayLSN, p.LagBytes
+			st.LastReplayed = p.LastReplayed
+			if !p.LastReplayed.IsZero() {
+				st.ReplayDelay = time.Since(p.LastReplayed)
+			}
+		}
+	}
+	switch {
+	case st.Fault != nil:
+		st.State = StateFaulted
+	case !st.Running:
+		st.State = StateStopped
+	case st.Receiver == "streaming" || st.Watch.Phase == walwatch.PhaseStreaming && st.Receiver == "":
+		st.State = StateStreaming
+	default:
+		st.State = StateStarting
+	}
+	return st, nil
+}
