@@ -312,22 +312,31 @@ func (s *Standby) Stop(ctx context.Context) error {
 // Status reports whether the staging server runs (its postmaster.pid names
 // a live process) and whether a walreceiver runs under it.
 func (s *Standby) Status(ctx context.Context) (Status, error) {
+	pid, err := s.postmaster()
+	if err != nil || pid == 0 {
+		return Status{}, err
+	}
+	return Status{Running: true, PID: pid, WalReceiver: walReceiverOf(pid)}, nil
+}
+
+// postmaster returns the pid of the running postmaster, 0 when none runs.
+func (s *Standby) postmaster() (int, error) {
 	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "postmaster.pid"))
 	if errors.Is(err, os.ErrNotExist) {
-		return Status{}, nil
+		return 0, nil
 	}
 	if err != nil {
-		return Status{}, fmt.Errorf("replica: %w", err)
+		return 0, fmt.Errorf("replica: %w", err)
 	}
 	first, _, _ := strings.Cut(string(b), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(first))
 	if err != nil || pid <= 0 {
-		return Status{}, nil // being written, or garbage: not running
+		return 0, nil // being written, or garbage: not running
 	}
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return Status{}, nil // stale file
+		return 0, nil // stale file
 	}
-	return Status{Running: true, PID: pid, WalReceiver: walReceiverOf(pid)}, nil
+	return pid, nil
 }
 
 // walReceiverOf reports whether a child of pid is a walreceiver, from
@@ -395,7 +404,7 @@ func (s *Standby) WaitStreaming(ctx context.Context) (*Streaming, error) {
 	useSQL := r.walReceiverView && r.hotStandby
 	lastFault := ""
 	for {
-		st, err := s.Status(ctx)
+		pid, err := s.postmaster()
 		if err != nil {
 			return nil, err
 		}
@@ -404,7 +413,7 @@ func (s *Standby) WaitStreaming(ctx context.Context) (*Streaming, error) {
 		if fault != "" {
 			lastFault = fault
 		}
-		if !st.Running {
+		if pid == 0 {
 			return nil, s.streamError(lastFault, ErrNotRunning)
 		}
 		if final {
@@ -421,7 +430,7 @@ func (s *Standby) WaitStreaming(ctx context.Context) (*Streaming, error) {
 				useSQL = false
 			}
 		}
-		if !useSQL && streamLine != "" && fault == "" && st.WalReceiver {
+		if !useSQL && streamLine != "" && fault == "" && walReceiverOf(pid) {
 			return &Streaming{Method: "log", LogLine: streamLine}, nil
 		}
 		select {
