@@ -56,13 +56,21 @@
 //
 // [Standby.Start] checks that the port is free, then starts the server with
 // pg_ctl as the configured OS user when running as root; a failure returns a
-// [StartError] with the reason and the tail of the server log.
+// [StartError] with the reason (the first FATAL line that is not the
+// walreceiver's, with its DETAIL) and the tail of the server log. A standby
+// that runs but waits for WAL from a source that is down is started, not
+// failed: WaitStreaming reports why it does not stream.
 // [Standby.WaitStreaming] waits for pg_stat_wal_receiver to say "streaming"
-// (9.6+), or for the "started streaming WAL" line and a live walreceiver
-// process (9.4 and 9.5, whose warm standbys take no connections, or when the
-// standby refuses the query connection). [Standby.Stop] shuts down fast,
-// then immediately after StopTimeout. [Standby.Status] reports the
-// postmaster and its walreceiver.
+// (9.6+), or for the "started streaming WAL" line of the latest server start
+// and a live walreceiver process (9.4 and 9.5, whose warm standbys take no
+// connections, or when the standby refuses the query connection). It gives up
+// at once on a walreceiver fault that cannot heal by itself (authentication
+// refused, another system's WAL, WAL already removed on the source) and
+// otherwise when its context ends, naming the last fault ([StreamError]).
+// The log read is the pg_ctl log file and, with logging_collector on, the
+// collector's current file. [Standby.Stop] shuts down fast, then
+// immediately after StopTimeout. [Standby.Status] reports the postmaster
+// and its walreceiver.
 //
 // Process checks read /proc: the running side is for Linux.
 package replica
