@@ -130,7 +130,7 @@ type Fault struct {
 }
 
 func (f *Fault) Error() string {
-	s := fmt.Sprintf("stage: replication faulted since %s (%s): %s", f.Since.Format(time.RFC3339), f.Reason, f.Message)
+	s := fmt.Sprintf("replication faulted since %s (%s): %s", f.Since.Format(time.RFC3339), f.Reason, f.Message)
 	if a := Advice(f.Reason); a != "" {
 		s += "; " + a
 	}

@@ -1,14 +1,477 @@
-// Command demo will run pgstage's whole job on a throwaway local source.
+// Command demo runs pgstage's whole job on a throwaway local source, in
+// about ten seconds: it starts a PostgreSQL server to play the production
+// source, writes rows, takes a real base backup into a
+// PostgreSQL_T<timestamp> folder, links a staging standby from it with
+// stage.Linker, shows a row arriving, stops the source to show the fault
+// and the refused snapshot, starts it again to show the recovery and a
+// snapshot taken, and cleans everything up.
 //
-// It is a placeholder until the stage.Linker façade lands (see CHANGELOG.md).
+//	make demo                          # PostgreSQL 17
+//	PGSTAGE_DEMO_MAJOR=12 make demo    # any of 10-18 that scripts/install-postgres installed
+//
+// The PostgreSQL binaries are the ones `make` installs (scripts/install-postgres).
+// Run as root, the servers run as the OS user "postgres" (PGSTAGE_PG_USER).
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
+	"net"
 	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgstage/pgstage/stage"
+	"github.com/pgstage/pgstage/walwatch"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "demo: not yet written: the stage.Linker façade it drives has not landed; run `make test` to see each package work against real PostgreSQL")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	err := run(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nDone in %.1fs.\n", time.Since(start).Seconds())
+}
+
+func run(ctx context.Context) (err error) {
+	major := 17
+	if s := os.Getenv("PGSTAGE_DEMO_MAJOR"); s != "" {
+		if major, err = strconv.Atoi(s); err != nil {
+			return fmt.Errorf("PGSTAGE_DEMO_MAJOR=%q: %w", s, err)
+		}
+	}
+	binDir := filepath.Join(cacheDir(), strconv.Itoa(major), "bin")
+	if _, err := os.Stat(filepath.Join(binDir, "postgres")); err != nil {
+		return fmt.Errorf("PostgreSQL %d is not installed in %s: run `make demo` (it runs scripts/install-postgres)", major, binDir)
+	}
+	u, err := serverUser()
+	if err != nil {
+		return err
+	}
+
+	// Everything lives in one directory, removed at the end.
+	dir, err := os.MkdirTemp("", "pgstage-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, d := range []string{"source", "backups"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	if err := u.chown(dir, filepath.Join(dir, "source"), filepath.Join(dir, "backups")); err != nil {
+		return err
+	}
+
+	fmt.Printf("pgstage demo: PostgreSQL %d, working in %s\n\n", major, dir)
+
+	// 1. A throwaway source.
+	src := &source{bin: binDir, dir: filepath.Join(dir, "source"), user: u, password: randomPassword()}
+	fmt.Println("1. Starting a throwaway source server and writing 1000 rows...")
+	if err := src.init(ctx); err != nil {
+		return err
+	}
+	defer src.stop(context.Background(), "immediate")
+	if err := src.start(ctx); err != nil {
+		return err
+	}
+	if err := src.exec(ctx, "CREATE TABLE demo (id bigserial PRIMARY KEY, note text)",
+		"INSERT INTO demo (note) SELECT 'row ' || g FROM generate_series(1, 1000) g"); err != nil {
+		return err
+	}
+	fmt.Printf("   source listening on 127.0.0.1:%d, replication role %q\n", src.port, "replicator")
+
+	// 2. A real base backup into a PostgreSQL_T<timestamp> folder.
+	backupPath := filepath.Join(dir, "backups")
+	folder := filepath.Join(backupPath, "PostgreSQL_T"+time.Now().Format("20060102150405"))
+	fmt.Printf("\n2. Taking a base backup into %s...\n", filepath.Base(folder))
+	if err := src.backup(ctx, folder); err != nil {
+		return err
+	}
+	if names, err := filepath.Glob(filepath.Join(folder, "*")); err == nil {
+		for _, n := range names {
+			fmt.Printf("   %s\n", filepath.Base(n))
+		}
+	}
+
+	// 3. Link a staging standby from it.
+	stagingPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	cfg := stage.Config{
+		BackupPath: backupPath,
+		Source:     stage.Source{Host: "127.0.0.1", Port: src.port, User: "replicator", Password: src.password, SSLMode: "disable"},
+		Staging: stage.Staging{
+			DataDir:   filepath.Join(dir, "staging"),
+			Port:      stagingPort,
+			BinDir:    binDir,
+			SocketDir: src.dir,
+			OSUser:    u.name,
+		},
+		Settings: []stage.Setting{
+			{Name: "wal_retrieve_retry_interval", Value: "500ms"}, // retry the source quickly
+			{Name: "fsync", Value: "off"},                         // a throwaway staging
+		},
+		Progress: progressBar(),
+	}
+	fmt.Printf("\n3. Linking a staging standby in %s (port %d)...\n", cfg.Staging.DataDir, stagingPort)
+	l, err := stage.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		l.Disable(ctx) // stops the staging server
+		l.Close()
+	}()
+	if err := l.Link(ctx); err != nil {
+		return err
+	}
+	st, err := l.Status(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   linked from %s: %s, replayed up to %s\n", st.Backup.Name, st.State, st.ReplayLSN)
+
+	// 4. A row written on the source arrives on the staging.
+	fmt.Println("\n4. Writing a row on the source...")
+	var id int64
+	if err := src.queryRow(ctx, "INSERT INTO demo (note) VALUES ('written after the link') RETURNING id", &id); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	note, err := waitRow(ctx, cfg.Staging, id)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   row %d %q is on the staging after %v\n", id, note, time.Since(t0).Round(time.Millisecond))
+
+	// 5. The source stops: a fault, and snapshots are refused.
+	fmt.Println("\n5. Stopping the source...")
+	stopped := time.Now()
+	if err := src.stop(ctx, "fast"); err != nil {
+		return err
+	}
+	ev, err := waitEvent(ctx, l, walwatch.KindFault)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   FAULT after %v: %s: %s\n", time.Since(stopped).Round(time.Millisecond), ev.Reason, ev.Message)
+	fmt.Printf("   what to do: %s\n", stage.Advice(ev.Reason))
+	if _, err := l.Snapshot(ctx); errors.Is(err, stage.ErrFaulted) {
+		fmt.Printf("   snapshot refused, as it must be:\n     %v\n", err)
+	} else {
+		return fmt.Errorf("a snapshot while faulted should be refused, got %v", err)
+	}
+
+	// 6. The source comes back: recovery, and a snapshot is taken.
+	fmt.Println("\n6. Starting the source again...")
+	if err := src.start(ctx); err != nil {
+		return err
+	}
+	if _, err := waitEvent(ctx, l, walwatch.KindRecovered); err != nil {
+		return err
+	}
+	fmt.Println("   RECOVERED: the staging streams again")
+	snap, err := l.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   snapshot taken: timeline %d, replayed up to %s, from backup %s\n", snap.Timeline, snap.ReplayLSN, snap.Backup)
+
+	fmt.Println("\n7. Cleaning up: staging disabled, source stopped, directory removed.")
+	return nil
+}
+
+// progressBar draws the link job's progress: a bar redrawn in place on a
+// terminal, a line per step otherwise.
+func progressBar() func(stage.Progress) {
+	tty := false
+	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&fs.ModeCharDevice != 0 {
+		tty = true
+	}
+	last := ""
+	return func(p stage.Progress) {
+		if p.Job != stage.JobLink {
+			return
+		}
+		const width = 30
+		n := int(p.Percent / 100 * width)
+		bar := strings.Repeat("#", n) + strings.Repeat(".", width-n)
+		if tty {
+			fmt.Printf("\r   [%s] %3.0f%% %-10s", bar, p.Percent, p.Step)
+			if p.Percent >= 100 {
+				fmt.Println()
+			}
+			return
+		}
+		if p.Step != last {
+			fmt.Printf("   [%s] %3.0f%% %s: %s\n", bar, p.Percent, p.Step, p.Message)
+			last = p.Step
+		}
+	}
+}
+
+func waitEvent(ctx context.Context, l *stage.Linker, kind walwatch.Kind) (walwatch.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		select {
+		case ev := <-l.Events():
+			if ev.Kind == kind {
+				return ev, nil
+			}
+		case <-ctx.Done():
+			return walwatch.Event{}, fmt.Errorf("no %s event: %w", kind, ctx.Err())
+		}
+	}
+}
+
+func waitRow(ctx context.Context, s stage.Staging, id int64) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cs := fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", s.SocketDir, s.Port)
+	for {
+		conn, err := pgx.Connect(ctx, cs)
+		if err == nil {
+			var note string
+			err = conn.QueryRow(ctx, "SELECT note FROM demo WHERE id = $1", id).Scan(&note)
+			conn.Close(context.Background())
+			if err == nil {
+				return note, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("row %d never reached the staging: %v", id, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// source is the throwaway production server.
+type source struct {
+	bin, dir string
+	user     osUser
+	password string
+	port     int
+}
+
+func (s *source) data() string { return filepath.Join(s.dir, "data") }
+
+func (s *source) init(ctx context.Context) error {
+	if out, err := s.user.command(ctx, filepath.Join(s.bin, "initdb"), "-D", s.data(), "-U", "postgres",
+		"-A", "trust", "-E", "UTF8", "--locale=C", "-N").CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.port = port
+	conf := fmt.Sprintf("\nport = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n"+
+		"wal_level = replica\nmax_wal_senders = 5\nfsync = off\nshared_buffers = 16MB\n"+
+		"password_encryption = 'scram-sha-256'\n", port, s.dir)
+	f, err := os.OpenFile(filepath.Join(s.data(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(conf)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	hba := "local all all trust\nlocal replication all trust\n" +
+		"host all postgres 127.0.0.1/32 trust\nhost replication postgres 127.0.0.1/32 trust\n" +
+		"host replication replicator 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(s.data(), "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return err
+	}
+	return s.user.chown(filepath.Join(s.data(), "pg_hba.conf"))
+}
+
+func (s *source) start(ctx context.Context) error {
+	out, err := s.user.command(ctx, filepath.Join(s.bin, "pg_ctl"), "-D", s.data(), "-l", filepath.Join(s.dir, "source.log"), "-w", "start").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("starting the source: %v\n%s", err, out)
+	}
+	return s.exec(ctx, fmt.Sprintf("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'replicator') THEN CREATE ROLE replicator LOGIN REPLICATION PASSWORD '%s'; END IF; END$$",
+		s.password))
+}
+
+func (s *source) stop(ctx context.Context, mode string) error {
+	if _, err := os.Stat(filepath.Join(s.data(), "postmaster.pid")); err != nil {
+		return nil
+	}
+	out, err := s.user.command(ctx, filepath.Join(s.bin, "pg_ctl"), "-D", s.data(), "-m", mode, "-w", "stop").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("stopping the source: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func (s *source) conninfo(replication bool) string {
+	cs := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", s.port)
+	if replication {
+		cs += " replication=true"
+	}
+	return cs
+}
+
+func (s *source) exec(ctx context.Context, sqls ...string) error {
+	conn, err := pgx.Connect(ctx, s.conninfo(false))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, q := range sqls {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+func (s *source) queryRow(ctx context.Context, sql string, dst ...any) error {
+	conn, err := pgx.Connect(ctx, s.conninfo(false))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(ctx, sql).Scan(dst...)
+}
+
+// backup takes a base backup in tar form into folder: PostgreSQL 15 and
+// later write it themselves (BASE_BACKUP TARGET 'server'), which works for
+// any major the server bundles hold; earlier majors use Debian's
+// pg_basebackup 15 (-F t -X stream), as a DBA would.
+func (s *source) backup(ctx context.Context, folder string) error {
+	if s.majorAtLeast15() {
+		conn, err := pgconn.Connect(ctx, s.conninfo(true))
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		cmd := fmt.Sprintf("BASE_BACKUP (TARGET 'server', TARGET_DETAIL '%s', WAL true, CHECKPOINT 'fast', MANIFEST 'yes', WAIT true)", folder)
+		_, err = conn.Exec(ctx, cmd).ReadAll()
+		return err
+	}
+	pgbb := "/usr/lib/postgresql/15/bin/pg_basebackup"
+	out, err := exec.CommandContext(ctx, pgbb, "-D", folder, "-F", "t", "-X", "stream", "-h", "127.0.0.1",
+		"-p", strconv.Itoa(s.port), "-U", "postgres", "-w", "--checkpoint=fast", "--no-sync").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v\n%s", pgbb, err, out)
+	}
+	return nil
+}
+
+func (s *source) majorAtLeast15() bool {
+	b, err := os.ReadFile(filepath.Join(s.data(), "PG_VERSION"))
+	if err != nil {
+		return false
+	}
+	m, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return m >= 15
+}
+
+// osUser runs the servers: PostgreSQL refuses root.
+type osUser struct {
+	name     string
+	uid, gid int
+	asRoot   bool
+}
+
+func serverUser() (osUser, error) {
+	if os.Geteuid() != 0 {
+		cur, err := user.Current()
+		if err != nil {
+			return osUser{}, err
+		}
+		return osUser{name: cur.Username, uid: os.Getuid(), gid: os.Getgid()}, nil
+	}
+	name := os.Getenv("PGSTAGE_PG_USER")
+	if name == "" {
+		name = "postgres"
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return osUser{}, fmt.Errorf("running as root, the servers need an unprivileged OS user %q: %w (scripts/install-postgres creates it)", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return osUser{name: name, uid: uid, gid: gid, asRoot: true}, nil
+}
+
+func (u osUser) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if u.asRoot {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid)}}
+		cmd.Env = append(os.Environ(), "HOME="+os.TempDir(), "USER="+u.name)
+	}
+	return cmd
+}
+
+func (u osUser) chown(paths ...string) error {
+	if !u.asRoot {
+		return nil
+	}
+	for _, p := range paths {
+		if err := os.Chown(p, u.uid, u.gid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cacheDir is where scripts/install-postgres put the server bundles.
+func cacheDir() string {
+	if d := os.Getenv("PGSTAGE_PG_CACHE"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/pgstage/pg"
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "pgstage", "pg")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "pgstage", "pg")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// randomPassword is the replication role's password for this run: hex, so
+// it needs no quoting in the SQL that creates the role.
+func randomPassword() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
