@@ -1,0 +1,82 @@
+// Package stage composes pgstage's packages into the whole job: a
+// [Linker] turns a pg_basebackup -F t backup into a staging standby that
+// streams from the source, watches it for replication faults, and takes
+// snapshots, refusing them while replication is faulted, as the original
+// product's DB_Link and DB_Sync jobs do.
+//
+// # Use
+//
+//	l, err := stage.New(stage.Config{
+//		BackupPath: "/backups/sales",
+//		Source:     stage.Source{Host: "db1", User: "replicator", Password: pw},
+//		Staging:    stage.Staging{DataDir: "/mnt/staging/sales", Port: 5433, BinDir: "/usr/lib/postgresql/15/bin"},
+//	})
+//	if err != nil { ... }
+//	defer l.Close()
+//	if err := l.Link(ctx); err != nil { ... } // preflight, restore, configure, start, stream, watch, first sync
+//	snap, err := l.Snapshot(ctx)              // errors.Is(err, stage.ErrFaulted) while faulted
+//
+// # Jobs
+//
+//   - [Linker.Link]: preflight; select the backup ([backupsel.Select]); restore it
+//     into Staging.DataDir; make it a standby of the source ([replica]); apply the
+//     config settings ([pgconf]: set, or comment out); start it; wait until it
+//     streams; start the log watcher ([walwatch]); then the first sync. Each
+//     step goes to Config.Progress and Config.Logger. A failed step returns a
+//     *[StepError] naming it, with the server log tail, and leaves the staging
+//     stopped and its data directory empty, so Link can run again.
+//   - [Linker.Sync] (Pre-Sync hooks, a snapshot, Post-Sync hooks) and
+//     [Linker.Snapshot]: record a consistent point (time, timeline, receive and
+//     replay positions, the backup) and call Config.Snapshotter with it. While
+//     replication is faulted they fail with an error wrapping the open *[Fault]
+//     (errors.Is(err, ErrFaulted)).
+//   - [Linker.Resync]: stop, empty the data directory, select again (a newer
+//     PostgreSQL_T folder wins), restore and link; same port and settings,
+//     snapshot and fault history kept.
+//   - [Linker.Enable] and [Linker.Disable]: start or stop the staging server
+//     and the watcher. A disabled staging raises no faults.
+//   - [Linker.Status], [Linker.Faults], [Linker.Snapshots] and
+//     [Linker.Events] may be called at any time.
+//
+// # Preflight
+//
+// Before anything is touched, [Linker.Preflight] (run by Link and Resync)
+// checks, and reports every problem at once in a *[PreflightError], each
+// saying what is wrong and what to do: the staging binaries are present and
+// of the backup's major version; the staging port is free; the socket
+// directory is writable by the OS user; the data directory is absent or
+// empty; the backup path is one readable directory holding a whole backup;
+// the source answers a replication connection as the replication role
+// (IDENTIFY_SYSTEM), its system identifier is the backup's, its wal_level is
+// at least replica, and a WAL sender is free (the connection itself took
+// one); the config settings are valid for that version (checked by the
+// staging postgres binary itself, through pgconf.Checker).
+//
+// # Faults
+//
+// The watcher follows the staging server's log and raises one [Fault] per
+// outage, with a reason; [Advice] says what to do about each. Faults whose
+// reason cannot heal by itself (WAL removed on the source, timeline
+// divergence, a different source, a promoted staging) have NeedsResync set:
+// only Resync mends them.
+//
+// # Files
+//
+// Beside the data directory, in Staging.StateDir (default DataDir +
+// ".pgstage"), the Linker keeps: "lock", flocked for the Linker's life so a
+// second Linker on the same staging gets ErrLocked (the kernel drops the lock
+// if the process dies); "state.json", mode 0600, which lets [Open] carry on in
+// another process and never holds the password; "pgpass", the standby's 0600
+// password file (replica); and log/staging.log, the server's stderr, which the
+// watcher follows. Tablespaces are restored into DataDir + ".tablespaces".
+//
+// The password is kept in memory and in the passfile only: never in the
+// state file, a log line, an error, or a process argument.
+//
+// # Hooks
+//
+// Hooks run at pre/post link (also for resync), pre/post sync and pre/post
+// snapshot: shell commands (/bin/sh -c, with PGSTAGE_* and PGHOST/PGPORT in
+// their environment) or Go functions given a [HookEnv]. A failing pre-hook
+// stops its job, and the error carries the hook's output.
+package stage
