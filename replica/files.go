@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -118,46 +120,54 @@ func setCredential(cmd *exec.Cmd, uid, gid int) {
 	}
 }
 
-// reachable reports whether the OS user can read path: search permission on
-// every directory above it and read permission on the file, by owner, group
-// (any of the user's groups) or others. A password file the server cannot
-// read makes the walreceiver fail with "no password supplied", long after
-// Setup returned.
-func (s *Standby) reachable(path string) error {
+// can reports whether the OS user has the permission bits (4 read, 2
+// write, 1 search) on path, as owner, through any of their groups, or as
+// others.
+func (s *Standby) can(path string, bits os.FileMode) (bool, error) {
 	if s.uid < 0 {
-		return nil
+		return true, nil
 	}
-	groups := map[int]bool{s.gid: true}
-	if u, err := user.LookupId(strconv.Itoa(s.uid)); err == nil {
-		if ids, err := u.GroupIds(); err == nil {
-			for _, id := range ids {
-				if g, err := strconv.Atoi(id); err == nil {
-					groups[g] = true
-				}
-			}
-		}
+	st, err := os.Stat(path)
+	if err != nil {
+		return false, err
 	}
-	allowed := func(p string, bit os.FileMode) (bool, error) {
-		st, err := os.Stat(p)
-		if err != nil {
-			return false, err
-		}
-		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok {
-			return true, nil
-		}
-		perm := st.Mode().Perm()
-		switch {
-		case int(sys.Uid) == s.uid:
-			return perm&(bit<<6) != 0, nil
-		case groups[int(sys.Gid)]:
-			return perm&(bit<<3) != 0, nil
-		default:
-			return perm&bit != 0, nil
-		}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true, nil
 	}
+	perm := st.Mode().Perm()
+	switch {
+	case int(sys.Uid) == s.uid:
+		return perm&(bits<<6) == bits<<6, nil
+	case s.inGroup(int(sys.Gid)):
+		return perm&(bits<<3) == bits<<3, nil
+	default:
+		return perm&bits == bits, nil
+	}
+}
+
+func (s *Standby) inGroup(gid int) bool {
+	if gid == s.gid {
+		return true
+	}
+	u, err := user.LookupId(strconv.Itoa(s.uid))
+	if err != nil {
+		return false
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return false
+	}
+	return slices.Contains(ids, strconv.Itoa(gid))
+}
+
+// reachable checks that the OS user can read path: search permission on
+// every directory above it and read permission on the file. A password file
+// the server cannot read makes the walreceiver fail with "no password
+// supplied", long after Setup returned.
+func (s *Standby) reachable(path string) error {
 	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
-		ok, err := allowed(dir, 0o1)
+		ok, err := s.can(dir, 0o1)
 		if err != nil {
 			return fmt.Errorf("replica: %w", err)
 		}
@@ -168,12 +178,43 @@ func (s *Standby) reachable(path string) error {
 			break
 		}
 	}
-	ok, err := allowed(path, 0o4)
+	ok, err := s.can(path, 0o4)
 	if err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
 	if !ok {
 		return fmt.Errorf("replica: %s cannot read %s", s.osUser, path)
+	}
+	return nil
+}
+
+// prepareSocketDirs makes each of unix_socket_directories usable by the
+// server: a missing one is created (0755, the OS user's, so clients can
+// reach the socket); an existing one must let the OS user write in it.
+func (s *Standby) prepareSocketDirs() error {
+	for _, dir := range strings.Split(s.cfg.SocketDir, ",") {
+		dir = strings.TrimSpace(dir)
+		if dir == "" {
+			continue
+		}
+		if !exists(dir) {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("replica: socket directory: %w", err)
+			}
+			if s.uid >= 0 {
+				if err := os.Chown(dir, s.uid, s.gid); err != nil {
+					return fmt.Errorf("replica: socket directory: %w", err)
+				}
+			}
+			continue
+		}
+		ok, err := s.can(dir, 0o3)
+		if err != nil {
+			return fmt.Errorf("replica: socket directory: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("replica: %s cannot create its socket in %s: give it write permission or choose another SocketDir", s.osUser, dir)
+		}
 	}
 	return nil
 }

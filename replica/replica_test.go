@@ -461,3 +461,28 @@ func TestSetupRefusesBrokenConfiguration(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "missing.conf")
 }
+
+func TestSocketDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the server's OS user differs from ours only then")
+	}
+	root, data := goldenDataDir(t, "15", "../internal/pgcontrol/testdata/pg_control.15")
+	newStandbyAt := func(sock string) error {
+		s, err := replica.New(replica.Config{DataDir: data, BinDir: fakeBinDir(t, "15.4"), SocketDir: sock,
+			Source: replica.Source{Host: "h", User: "u"}})
+		require.NoError(t, err)
+		_, err = s.Setup(context.Background())
+		return err
+	}
+	// Missing: made, and the OS user's.
+	sock := filepath.Join(root, "run", "pg")
+	require.NoError(t, newStandbyAt(sock))
+	st, err := os.Stat(sock)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(pgtest.OSUser(t).UID), st.Sys().(*syscall.Stat_t).Uid)
+	// Closed to the OS user: refused with what to do.
+	closed := t.TempDir()
+	err = newStandbyAt(closed)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cannot create its socket in "+closed)
+}

@@ -87,6 +87,9 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 	if res.OwnersFixed, err = s.ownDataDir(); err != nil {
 		return nil, err
 	}
+	if err := s.prepareSocketDirs(); err != nil {
+		return nil, err
+	}
 	if err := s.generateMissing(r, res); err != nil {
 		return nil, err
 	}
