@@ -54,8 +54,13 @@
 //
 // # Running
 //
+// When this process is root, the server runs as the configured OS user
+// (PostgreSQL refuses root): Setup gives it the data directory (mode 0700
+// unless 0750 group access), the password file and the files it writes, and
+// a missing socket directory.
+//
 // [Standby.Start] checks that the port is free, then starts the server with
-// pg_ctl as the configured OS user when running as root; a failure returns a
+// pg_ctl as that user; a failure returns a
 // [StartError] with the reason (the first FATAL line that is not the
 // walreceiver's, with its DETAIL) and the tail of the server log. A standby
 // that runs but waits for WAL from a source that is down is started, not

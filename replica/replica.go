@@ -42,7 +42,8 @@ type Config struct {
 	Name string
 	// Port is the staging server's port; default 5432.
 	Port int
-	// SocketDir is unix_socket_directories; default "/tmp".
+	// SocketDir is unix_socket_directories; default "/tmp". Setup creates a
+	// missing one for the OS user, and refuses one the user cannot write in.
 	SocketDir string
 	// ListenAddresses is listen_addresses; default "localhost".
 	ListenAddresses string
