@@ -168,10 +168,11 @@ func (c *Config) Set(name, value string) (bool, error) {
 		if e.file != c.main && c.Overrides == RefuseOverridden {
 			return false, &OverriddenError{Name: name, File: e.path, Line: e.line + 1}
 		}
+		// The line keeps its name and kind: the server's reading keeps its
+		// shape, so there is nothing to recompute.
 		if err := e.file.setLine(e.line, value); err != nil {
 			return false, err
 		}
-		c.stale = true
 		return true, nil
 	}
 	// A line Comment marked is where the setting was in effect: the last
