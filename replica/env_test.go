@@ -2,6 +2,8 @@ package replica
 
 import (
 	"context"
+	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -49,4 +51,28 @@ func TestVersionTableIsContiguous(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnsupportedVersion)
 	_, err = rulesFor(1900)
 	assert.ErrorIs(t, err, ErrUnsupportedVersion)
+}
+
+// Should the server ever log the password (a DBA's log_statement, a
+// relayed message), the errors and tails built from its log do not repeat it.
+func TestErrorsRedactPassword(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(Config{DataDir: dir, BinDir: "/b", Source: Source{Host: "h", User: "u", Password: "hunter22"}})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(s.cfg.LogFile, []byte("LOG:  starting PostgreSQL 15\n"+
+		"FATAL:  could not connect to the primary server: bad hunter22\nFATAL:  no hunter22 here\nDETAIL:  hunter22 again\n"), 0o600))
+
+	serr := s.streamError("FATAL:  could not connect to the primary server: bad hunter22", nil)
+	var se *StreamError
+	require.ErrorAs(t, serr, &se)
+	assert.NotContains(t, serr.Error(), "hunter22")
+	assert.Contains(t, serr.Error(), "bad ********")
+
+	startErr := s.startError(errors.New("pg_ctl: hunter22"))
+	var st *StartError
+	require.ErrorAs(t, startErr, &st)
+	assert.ErrorIs(t, startErr, ErrStart)
+	assert.Equal(t, "FATAL:  no ******** here DETAIL:  ******** again", st.Reason)
+	assert.NotContains(t, startErr.Error(), "hunter22")
+	assert.NotContains(t, s.LogTail(10), "hunter22")
 }

@@ -85,6 +85,9 @@ func (e *StreamError) Error() string {
 	if e.Err != nil {
 		msg += " (" + e.Err.Error() + ")"
 	}
+	if e.LogTail != "" {
+		msg += "\nlast lines of the server log:\n" + e.LogTail
+	}
 	return msg
 }
 

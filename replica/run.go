@@ -111,7 +111,7 @@ func (s *Standby) startError(err error) error {
 	text := s.logSince()
 	reason := startReason(text)
 	pw := s.cfg.Source.Password
-	return redactErr(&StartError{Reason: reason, LogFile: s.cfg.LogFile, LogTail: tail(text, 20), Err: err}, pw)
+	return &StartError{Reason: redact(reason, pw), LogFile: s.cfg.LogFile, LogTail: redact(tail(text, 20), pw), Err: redactErr(err, pw)}
 }
 
 // startReason finds the first FATAL or PANIC line of the log that is not
@@ -244,7 +244,7 @@ func tail(text string, n int) string {
 
 // LogTail returns the last n lines of the server log since Start.
 func (s *Standby) LogTail(n int) string {
-	return redactErr(errors.New(tail(s.logSince(), n)), s.cfg.Source.Password).Error()
+	return redact(tail(s.logSince(), n), s.cfg.Source.Password)
 }
 
 // checkPort fails when something already listens on the staging port, on
@@ -442,7 +442,8 @@ func (s *Standby) WaitStreaming(ctx context.Context) (*Streaming, error) {
 }
 
 func (s *Standby) streamError(fault string, err error) error {
-	return redactErr(&StreamError{Fault: fault, LogTail: tail(s.logSince(), 20), Err: err}, s.cfg.Source.Password)
+	pw := s.cfg.Source.Password
+	return &StreamError{Fault: redact(fault, pw), LogTail: redact(tail(s.logSince(), 20), pw), Err: err}
 }
 
 // scanLog finds the last streaming line and the last fault line of the

@@ -378,10 +378,20 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// redactErr hides the password should an error ever carry it.
+// redactErr hides the password should an error ever carry it (the error
+// then loses its type: a price worth paying, and a case not seen so far).
 func redactErr(err error, password string) error {
 	if err == nil || len(password) < 4 || !strings.Contains(err.Error(), password) {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), password, "********"))
+	return errors.New(redact(err.Error(), password))
+}
+
+// redact hides the password in text. Passwords under 4 bytes are left
+// alone: hiding every "a" would garble the text and protect nothing.
+func redact(text, password string) string {
+	if len(password) < 4 {
+		return text
+	}
+	return strings.ReplaceAll(text, password, "********")
 }
