@@ -39,7 +39,9 @@
 //
 // [Backup.Restore] streams each archive straight into the target: no
 // temporary files, compressed archives decoded on the fly in a goroutine of
-// their own, zip entries inflated in place. Entries that would escape the
+// their own, zip entries inflated in place, and small files written by a few
+// goroutines while the archive is read on (memory stays under a few MiB of
+// buffers whatever the backup size). Entries that would escape the
 // target, and device or FIFO entries, are refused with an [*UnsafeEntryError]
 // naming the archive and entry. global/pg_control is written last, and on any
 // error the data directory is left empty, so a failed restore can never start.
