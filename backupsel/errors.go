@@ -40,7 +40,17 @@ func (e *NoBackupError) Error() string {
 	return b.String()
 }
 
-func (e *NoBackupError) Unwrap() error { return ErrNoBackup }
+// Unwrap returns ErrNoBackup and each candidate's error, so errors.As finds,
+// for example, the [*PermissionError] that made a candidate unreadable.
+func (e *NoBackupError) Unwrap() []error {
+	errs := []error{ErrNoBackup}
+	for _, c := range e.Candidates {
+		if c.Err != nil {
+			errs = append(errs, c.Err)
+		}
+	}
+	return errs
+}
 
 // PermissionError names a file or directory the process cannot use and the
 // permission it needs there.

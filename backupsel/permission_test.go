@@ -40,6 +40,12 @@ func TestPermissionDenied(t *testing.T) {
 		require.NoError(t, os.Chmod(d, 0o755))
 	}
 
+	only := filepath.Join(root, "onlyunreadable", "PostgreSQL_T20261124100000")
+	writeFiles(t, only, fixture{}.build(t))
+	require.NoError(t, os.Chmod(filepath.Join(only, "base.tar"), 0o600))
+	require.NoError(t, os.Chmod(only, 0o755))
+	require.NoError(t, os.Chmod(filepath.Dir(only), 0o755))
+
 	if os.Geteuid() != 0 {
 		t.Setenv(permDirEnv, root)
 		TestPermissionChecks(t)
@@ -87,6 +93,13 @@ func TestPermissionChecks(t *testing.T) {
 	assert.Equal(t, filepath.Join(root, "mixed", "PostgreSQL_T20261124100000", "base.tar"), pe.Path)
 	assert.Equal(t, "read", pe.Need)
 	assert.Contains(t, c.Reason, "base.tar needs read permission")
+
+	// With the readable folder gone, nothing is usable: the error still
+	// carries the permission problem.
+	_, err = backupsel.Select(ctx, filepath.Join(root, "onlyunreadable"), backupsel.Options{})
+	require.ErrorIs(t, err, backupsel.ErrNoBackup)
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "read", pe.Need)
 }
 
 func copyFile(t *testing.T, src, dst string) {
