@@ -45,8 +45,9 @@ type Config struct {
 	// configuration, else sniffed from the newest file, else DefaultPrefix.
 	Prefix string
 	// Pattern is a filepath.Match pattern for the file names to follow.
-	// Default by format: *.csv, *.json, or any other file for stderr
-	// (except compressed files and the server's own files).
+	// Default: derived from DataDir's log_filename if set, else by format:
+	// *.csv, *.json, or any other file for stderr (except compressed files
+	// and the server's own files).
 	Pattern string
 	// Start is where to begin (default StartLive); Resume the position for
 	// StartResume.

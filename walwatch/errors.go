@@ -9,8 +9,6 @@ import (
 var (
 	// ErrNoLogDir: neither Config.LogDir nor a usable Config.DataDir.
 	ErrNoLogDir = errors.New("walwatch: no log directory (set Config.LogDir or Config.DataDir)")
-	// ErrClosed is returned by calls on a closed Watcher.
-	ErrClosed = errors.New("walwatch: watcher closed")
 	// ErrResumeNotFound: the file of the resume Position is gone and no file
 	// was written after it.
 	ErrResumeNotFound = errors.New("walwatch: resume position not found")
