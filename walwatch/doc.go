@@ -80,8 +80,9 @@
 //
 // The state machine raises one [KindFault] per outage, however many retry
 // lines follow, and [KindRecovered] when streaming resumes. If an open
-// outage turns out to need a resync (WAL removed on the primary) a second
-// Fault with that reason follows. After "WAL segment has already been
+// outage turns out to need a resync ([Reason.NeedsResync]: WAL removed on
+// the primary, timeline divergence, another database system) a second Fault
+// with that reason follows. After "WAL segment has already been
 // removed" a restart of streaming that fails again is not a recovery; the
 // state keeps [State.NeedsResync]. "replication terminated by primary
 // server" is a fault only if no timeline switch follows within
