@@ -107,6 +107,9 @@ func goldenDataDir(t *testing.T, pgVersion, control string) (root, data string) 
 		write("postgresql.conf", goldenConf)
 		write("recovery.conf", "restore_command = 'cp /archive/%f %p'\nrecovery_target_time = '2020-01-01'\n")
 	}
+	// As a restore leaves it: the OS user's (so the golden files read the
+	// same whether the tests run as root or not).
+	pgtest.Chown(t, root)
 	return root, data
 }
 
