@@ -73,8 +73,10 @@
 // Where the record carries a SQLSTATE and a backend type (csvlog and jsonlog
 // from 14, or a log_line_prefix with %e and %b) a walreceiver error that is
 // not in the catalogue (a translated lc_messages) is still a fault, with
-// [ReasonUnknown] (or [ReasonAuthRefused] for class 28). Everything else
-// needs lc_messages in English (C, en_US): set it on the staging server.
+// [ReasonUnknown] (or [ReasonAuthRefused] for class 28). Everything else,
+// including the "started streaming" that ends an outage with Recovered,
+// needs the server's lc_messages in English (C or en_*): set it on the
+// staging server (it does not affect clients' own lc_messages).
 //
 // # Events and state
 //
