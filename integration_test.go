@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -399,6 +400,7 @@ func TestBenchLinkVsShell(t *testing.T) {
 		cmd := exec.Command("bash", script, "procedure", b.Location, data, p.BinDir, strconv.Itoa(freePort(t)), root,
 			p.Host, strconv.Itoa(p.Port), p.ReplUser, filepath.Join(root, "shell.pgpass"), user.Name)
 		cmd.Env = append(os.Environ(), "PGSTAGE_BENCH_PASSWORD="+p.ReplPassword)
+		syscall.Sync() // start both sides with no dirty pages left by the other
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		d := time.Since(start)
@@ -418,21 +420,31 @@ func TestBenchLinkVsShell(t *testing.T) {
 		lcfg := s.l.Config()
 		s.l.Close()
 		lcfg.Settings = nil // as the shell procedure: the source's settings
+		var steps []string
+		prev, prevAt := "", time.Time{}
 		lcfg.Progress = func(pr stage.Progress) {
+			if pr.Step != prev {
+				if prev != "" {
+					steps = append(steps, fmt.Sprintf("%s %v", prev, time.Since(prevAt).Round(time.Millisecond)))
+				}
+				prev, prevAt = pr.Step, time.Now()
+			}
 			if pr.Step == stage.StepWatch {
 				once.Do(func() { streaming = time.Since(start) })
 			}
 		}
+		defer func() { t.Logf("  Link steps: %s", strings.Join(steps, ", ")) }()
 		l, err := stage.New(lcfg)
 		require.NoError(t, err)
 		s.l, s.cfg = l, lcfg
-		start = time.Now()
-		require.NoError(t, l.Link(ctx))
-		whole = time.Since(start)
-		if last != nil {
+		if last != nil { // keep one staging only, for the fault measure
 			require.NoError(t, last.l.Disable(ctx))
 			os.RemoveAll(last.cfg.Staging.DataDir)
 		}
+		syscall.Sync()
+		start = time.Now()
+		require.NoError(t, l.Link(ctx))
+		whole = time.Since(start)
 		last = s
 		return streaming, whole
 	}
