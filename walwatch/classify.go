@@ -1,6 +1,9 @@
 package walwatch
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // class is what a record means to the state machine.
 type class uint8
@@ -136,6 +139,9 @@ var (
 type head struct{ word, mask uint64 }
 
 func headOf(b []byte) head {
+	if len(b) >= 8 {
+		return head{word: binary.LittleEndian.Uint64(b), mask: ^uint64(0)}
+	}
 	var h head
 	for i := 0; i < 8 && i < len(b); i++ {
 		h.word |= uint64(b[i]) << (8 * i)
