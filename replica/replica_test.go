@@ -486,3 +486,10 @@ func TestSocketDir(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "cannot create its socket in "+closed)
 }
+
+func fileUID(t *testing.T, path string) int {
+	t.Helper()
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	return int(st.Sys().(*syscall.Stat_t).Uid)
+}

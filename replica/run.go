@@ -505,15 +505,15 @@ func (s *Standby) receiverStatus(ctx context.Context) (string, error) {
 	return string(res[0].Rows[0][0]), nil
 }
 
-// refused tells an error that will not go away (authentication, no such
-// role or database) from a standby still starting up (57P03).
+// refused tells an error that will not go away by waiting (authentication,
+// no such role or database, no socket where we look) from a standby still
+// starting up (57P03) or a query that merely timed out.
 func refused(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return pgErr.Code != "57P03"
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "password") || strings.Contains(msg, "authentication")
+	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !pgconn.Timeout(err)
 }
 
 func containsAny(s string, subs []string) bool {
