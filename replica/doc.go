@@ -68,7 +68,7 @@
 // [Standby.WaitStreaming] waits for pg_stat_wal_receiver to say "streaming"
 // (9.6+), or for the "started streaming WAL" line of the latest server start
 // and a live walreceiver process (9.4 and 9.5, whose warm standbys take no
-// connections, or when the standby refuses the query connection). It gives up
+// connections, or when the standby cannot be asked over its socket). It gives up
 // at once on a walreceiver fault that cannot heal by itself (authentication
 // refused, another system's WAL, WAL already removed on the source) and
 // otherwise when its context ends, naming the last fault ([StreamError]).

@@ -79,8 +79,9 @@ type Config struct {
 
 	// QueryUser and QueryDatabase are used to ask the standby (over its Unix
 	// socket, without password) for pg_stat_wal_receiver; defaults
-	// "postgres" and "postgres". When that connection is refused,
-	// WaitStreaming falls back on the server log and the walreceiver process.
+	// "postgres" and "postgres". When that connection cannot be made (for
+	// another reason than the standby still starting up), WaitStreaming
+	// falls back on the server log and the walreceiver process.
 	QueryUser, QueryDatabase string
 
 	// StartTimeout bounds pg_ctl start; default 5 minutes (a standby that
