@@ -1,6 +1,7 @@
 package walwatch_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,4 +59,37 @@ func ExampleNewReader() {
 	// Output:
 	// 7 FATAL "could not connect to the primary server: connection refused\n\tIs the server running?"
 	// 7 LOG "entering standby mode"
+}
+
+// Save the position of the last event handled and resume from it after a
+// restart: the events in between are neither missed nor repeated.
+func ExampleConfig_resume() {
+	dir, _ := os.MkdirTemp("", "walwatch-example")
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "postgresql.log")
+	write := func(s string) {
+		f, _ := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		f.WriteString(s)
+		f.Close()
+	}
+	write("2026-11-24 10:00:00.400 UTC [105] LOG:  started streaming WAL from primary at 0/3000000 on timeline 1\n")
+
+	w, _ := walwatch.New(walwatch.Config{LogDir: dir})
+	ev := <-w.Events()
+	fmt.Println("first run:", ev.Kind)
+	saved, _ := json.Marshal(ev.Position) // kept by the embedding process
+	w.Close()
+
+	// While nothing watches, replication stops.
+	write("2026-11-24 10:01:00.001 UTC [105] FATAL:  terminating walreceiver due to timeout\n")
+
+	var pos walwatch.Position
+	json.Unmarshal(saved, &pos)
+	w, _ = walwatch.New(walwatch.Config{LogDir: dir, Start: walwatch.StartResume, Resume: pos})
+	defer w.Close()
+	ev = <-w.Events()
+	fmt.Println("after restart:", ev.Kind, ev.Reason, "line", ev.Line)
+	// Output:
+	// first run: streaming
+	// after restart: fault timeout line 2
 }
