@@ -243,6 +243,9 @@ type extractor struct {
 	pgControl          []byte
 	skipped            []string
 	w                  *writers // small-file writers; nil writes everything in line
+	// rangeSrc is a second handle on an uncompressed archive file, for
+	// copying large files inside the kernel (copy_file_range).
+	rangeSrc *os.File
 	// undo: directories whose contents to remove on failure, and ones to remove.
 	emptyOnFail, removeOnFail []string
 }
@@ -348,11 +351,22 @@ func (x *extractor) restoreArchive(b *Backup, a *Archive, target string) error {
 		return err
 	}
 	defer raw.Close()
-	r, comp, closer, err := tarStream(raw, len(x.buf), false)
+	r, comp, closer, err := tarStream(raw, len(x.buf), b.Layout != LayoutZip)
 	if err != nil {
 		return &ArchiveError{Archive: name, Err: err}
 	}
 	defer closer.Close()
+	if f, ok := r.(*os.File); ok {
+		// An uncompressed archive file: the tar reader seeks over large
+		// files, which copyRange copies from a second handle.
+		src, err := os.Open(f.Name())
+		if err != nil {
+			return &ArchiveError{Archive: name, Err: err}
+		}
+		defer src.Close()
+		x.rangeSrc = src
+		defer func() { x.rangeSrc = nil }()
+	}
 	// Decode (or inflate the zip entry) in a goroutine of its own.
 	compressed := comp != CompressionNone
 	if compressed || b.Layout == LayoutZip {
@@ -378,7 +392,7 @@ func (x *extractor) restoreArchive(b *Backup, a *Archive, target string) error {
 
 // extract writes the entries of tar stream r under target.
 func (x *extractor) extract(r io.Reader, archive, target string, role Role) error {
-	return walkTar(x.ctx, r, func(h *tar.Header, tr *tar.Reader) error {
+	return walkTar(x.ctx, r, func(h *tar.Header, tr *tar.Reader, off int64) error {
 		name, err := entryPath(h.Name)
 		if err != nil {
 			return &UnsafeEntryError{Archive: archive, Entry: h.Name, Reason: err.Error()}
@@ -418,6 +432,9 @@ func (x *extractor) extract(r io.Reader, archive, target string, role Role) erro
 			}
 			if queued, err := x.queueFile(dst, tr, h.Size); queued || err != nil {
 				return err
+			}
+			if x.rangeSrc != nil {
+				return x.copyRange(dst, off, h.Size)
 			}
 			return x.writeFile(dst, tr, h.Size)
 		case tar.TypeSymlink:
@@ -528,6 +545,35 @@ func (x *extractor) writeFile(p string, r io.Reader, size int64) error {
 		return err
 	}
 	err = x.copyInto(f, r, size)
+	if err == nil {
+		err = x.finishFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		x.files++
+	}
+	return err
+}
+
+// copyRange copies size bytes at off in the archive file into a new file at
+// p. os.File.ReadFrom uses copy_file_range, so the bytes never pass through
+// this process (it falls back to a plain copy where the kernel cannot).
+func (x *extractor) copyRange(p string, off, size int64) error {
+	if _, err := x.rangeSrc.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, openFlags, x.fileMode)
+	if err != nil {
+		return err
+	}
+	n, err := f.ReadFrom(&io.LimitedReader{R: x.rangeSrc, N: size})
+	x.done += n
+	x.report(false)
+	if err == nil && n != size {
+		err = errTruncated
+	}
 	if err == nil {
 		err = x.finishFile(f)
 	}

@@ -44,7 +44,11 @@ func TestRestoreForms(t *testing.T) {
 		for _, comp := range []string{"", "gz", "lz4", "zst"} {
 			for _, wal := range []string{"archive", "base"} {
 				t.Run(fmt.Sprintf("%d/%s/%s", layout, comp, wal), func(t *testing.T) {
-					b := selectFixture(t, fixture{Compression: comp, WAL: wal, Manifest: true}, layout)
+					// One file above the small-file size, so large
+					// files take their own path (copy_file_range from
+					// uncompressed archives).
+					big := map[string]string{"base/1/big": strings.Repeat("0123456789abcdef", 40000)}
+					b := selectFixture(t, fixture{Compression: comp, WAL: wal, Manifest: true, Files: big}, layout)
 					data := filepath.Join(t.TempDir(), "data")
 					var calls int
 					var lastDone, lastTotal int64
@@ -62,6 +66,9 @@ func TestRestoreForms(t *testing.T) {
 					assert.Equal(t, os.FileMode(0o700), mode(t, data))
 					assert.Equal(t, os.FileMode(0o700), mode(t, filepath.Join(data, "base", "1")))
 					assert.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(data, "base", "1", "1259")))
+					got, err := os.ReadFile(filepath.Join(data, "base", "1", "big"))
+					require.NoError(t, err)
+					assert.Equal(t, big["base/1/big"], string(got))
 					require.NotZero(t, calls)
 					assert.Equal(t, lastDone, lastTotal, "the last progress call reports completion")
 					assert.Equal(t, b.TotalBytes, lastTotal)
@@ -220,6 +227,25 @@ func TestRestoreRefusesUnsafeEntries(t *testing.T) {
 			assert.Empty(t, left, "a failed restore leaves the data directory empty")
 		})
 	}
+}
+
+func TestRestoreTruncatedLargeFile(t *testing.T) {
+	dir := t.TempDir()
+	files := fixture{Files: map[string]string{"base/1/big": strings.Repeat("x", 1<<20)}}.build(t)
+	writeFiles(t, dir, files)
+	b, err := backupsel.Select(context.Background(), dir, backupsel.Options{})
+	require.NoError(t, err)
+	// Cut base.tar inside the large file after Select checked it.
+	full := files["base.tar"]
+	i := strings.Index(string(full), strings.Repeat("x", 512))
+	require.Positive(t, i)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "base.tar"), full[:i+4096], 0o644))
+	data := filepath.Join(t.TempDir(), "data")
+	_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{})
+	var ae *backupsel.ArchiveError
+	require.ErrorAs(t, err, &ae)
+	assert.Contains(t, err.Error(), "cut short")
+	assert.NoDirExists(t, data)
 }
 
 func TestRestoreCorruptArchiveLeavesNothing(t *testing.T) {

@@ -487,7 +487,7 @@ func scanArchive(ctx context.Context, b *Backup, a *Archive, st *scanState) erro
 		defer r.(io.Closer).Close()
 	}
 	hashBuf := []byte(nil)
-	err = walkTar(ctx, r, func(h *tar.Header, tr *tar.Reader) error {
+	err = walkTar(ctx, r, func(h *tar.Header, tr *tar.Reader, _ int64) error {
 		name, err := entryPath(h.Name)
 		if err != nil {
 			return &UnsafeEntryError{Archive: b.archiveName(a), Entry: h.Name, Reason: err.Error()}

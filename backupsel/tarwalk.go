@@ -43,9 +43,10 @@ func (p *posReadSeeker) Seek(off int64, whence int) (int64, error) {
 var errTruncated = errors.New("archive is cut short (no end-of-archive blocks): still being copied or damaged")
 
 // walkTar calls fn for each entry of the tar stream r (fn may read the entry's
-// content from tr) and checks that the stream is whole: every entry complete
-// and the end-of-archive marker present. Seekable streams must be at offset 0.
-func walkTar(ctx context.Context, r io.Reader, fn func(h *tar.Header, tr *tar.Reader) error) error {
+// content from tr; off is where that content starts in the stream) and checks
+// that the stream is whole: every entry complete and the end-of-archive
+// marker present. Seekable streams must be at offset 0.
+func walkTar(ctx context.Context, r io.Reader, fn func(h *tar.Header, tr *tar.Reader, off int64) error) error {
 	var pr interface {
 		io.Reader
 		position() int64
@@ -81,11 +82,12 @@ func walkTar(ctx context.Context, r io.Reader, fn func(h *tar.Header, tr *tar.Re
 		}
 		// Where this entry's content ends; archive/tar has consumed the header
 		// (and any pax/GNU extension records) by now.
-		end = pr.position()
+		off := pr.position()
+		end = off
 		if !headerOnly(h.Typeflag) {
 			end += blockPadded(h.Size)
 		}
-		if err := fn(h, tr); err != nil {
+		if err := fn(h, tr, off); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return errTruncated
 			}
