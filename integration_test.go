@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -135,6 +136,16 @@ func TestLinker(t *testing.T) {
 		_, err = direct.l.Snapshot(ctx)
 		require.NoError(t, err)
 
+		// The Snapshotter saw every snapshot; the post-sync hook every sync.
+		for layout, s := range stagings {
+			require.EqualValues(t, len(s.l.Snapshots()), s.snapshots.Load(), "%v", layout)
+		}
+		hook, err := os.ReadFile(filepath.Join(folder.cfg.Staging.DataDir+".pgstage", "post-sync.txt"))
+		require.NoError(t, err)
+		lines := strings.Split(strings.TrimSpace(string(hook)), "\n")
+		require.Len(t, lines, 2, "link and resync each sync once: %q", hook)
+		require.True(t, strings.HasPrefix(lines[1], fmt.Sprintf("resync %d %s", folder.cfg.Staging.Port, folder.l.Snapshots()[before].ReplayLSN)), "%q", lines[1])
+
 		// Close and Open from the state file: the new Linker carries on.
 		zip := stagings[pgtest.LayoutZip]
 		require.NoError(t, zip.l.Close())
@@ -216,6 +227,29 @@ func TestLinkerBadInputs(t *testing.T) {
 			})
 		}
 
+		t.Run("failed start, then link again", func(t *testing.T) {
+			cfg := stagingConfig(t, p, b.Path)
+			cfg.Settings = append(cfg.Settings, stage.Setting{Name: "shared_preload_libraries", Value: "no_such_library"})
+			l, err := stage.New(cfg)
+			require.NoError(t, err)
+			err = l.Link(ctx)
+			var se *stage.StepError
+			require.ErrorAs(t, err, &se, "%v", err)
+			require.Equal(t, stage.StepStart, se.Step)
+			require.Contains(t, err.Error(), "no_such_library", "the error carries the server's reason")
+			require.NotContains(t, err.Error(), p.ReplPassword)
+			entries, _ := os.ReadDir(cfg.Staging.DataDir)
+			require.Empty(t, entries, "a failed link leaves the data directory empty")
+			require.NoError(t, l.Close())
+
+			cfg.Settings = cfg.Settings[:len(cfg.Settings)-1]
+			l, err = stage.New(cfg)
+			require.NoError(t, err)
+			defer l.Close()
+			require.NoError(t, l.Link(ctx), "Link again recovers")
+			require.NoError(t, l.Disable(ctx))
+		})
+
 		t.Run("second linker", func(t *testing.T) {
 			cfg := stagingConfig(t, p, b.Path)
 			l, err := stage.New(cfg)
@@ -252,6 +286,7 @@ func pick(forms []pgtest.Form, want ...pgtest.Form) pgtest.Form {
 }
 
 type staging struct {
+	snapshots  atomic.Int32 // calls of the Snapshotter
 	cfg        stage.Config
 	l          *stage.Linker
 	backupPath string
@@ -284,9 +319,19 @@ func stagingConfig(t *testing.T, p *pgtest.Primary, backupPath string) stage.Con
 func newStaging(t *testing.T, p *pgtest.Primary, backupPath string) *staging {
 	t.Helper()
 	cfg := stagingConfig(t, p, backupPath)
+	s := &staging{backupPath: backupPath}
+	cfg.Snapshotter = stage.SnapshotterFunc(func(ctx context.Context, snap stage.Snapshot) error {
+		if snap.ReplayLSN == "" || snap.DataDir != cfg.Staging.DataDir {
+			return fmt.Errorf("snapshot without position: %+v", snap)
+		}
+		s.snapshots.Add(1)
+		return nil
+	})
+	// A post-sync hook command sees the staging and the snapshot in its environment.
+	cfg.Hooks.PostSync = []stage.Hook{{Command: `printf '%s %s %s\n' "$PGSTAGE_JOB" "$PGSTAGE_PORT" "$PGSTAGE_SNAPSHOT_REPLAY_LSN" >> post-sync.txt`}}
 	l, err := stage.New(cfg)
 	require.NoError(t, err)
-	s := &staging{cfg: cfg, l: l, backupPath: backupPath}
+	s.cfg, s.l = cfg, l
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
