@@ -332,6 +332,14 @@ func (l *Linker) Resync(ctx context.Context) error {
 		return err
 	}
 	defer l.end()
+	// Resync empties the data directory: only one this staging owns, linked
+	// or left by a job that was cut short.
+	l.mu.Lock()
+	owned := l.st.Linked || l.st.Job != ""
+	l.mu.Unlock()
+	if !owned {
+		return fmt.Errorf("%w: %s: Resync rebuilds a linked staging (use Link for a new one)", ErrNotLinked, l.cfg.Staging.DataDir)
+	}
 	if err := l.runHooks(ctx, PointPreLink, l.cfg.Hooks.PreLink, l.env(JobResync)); err != nil {
 		return err
 	}

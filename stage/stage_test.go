@@ -133,6 +133,7 @@ func TestLockAndState(t *testing.T) {
 	_, err = l2.Snapshot(context.Background())
 	require.ErrorIs(t, err, stage.ErrNotLinked)
 	require.ErrorIs(t, l2.Enable(context.Background()), stage.ErrNotLinked)
+	require.ErrorIs(t, l2.Resync(context.Background()), stage.ErrNotLinked, "Resync never empties a directory it does not own")
 }
 
 // TestLockAcrossProcesses holds the lock in a child process (this test
