@@ -1,9 +1,16 @@
 package walwatch_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,4 +236,82 @@ func TestResumeFileGone(t *testing.T) {
 		t.Fatal("no error for the missing file")
 	}
 	expectEvent(t, w, "recovered@b.log:2")
+}
+
+// logRecorder is a slog handler that keeps messages.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, r.Message)
+	return nil
+}
+func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
+
+// A consumer that does not read for a while lets the kernel's inotify queue
+// overflow (max_queued_events, 16384 by default, plus fsnotify's buffer; events of one file
+// coalesce, so it takes many files): the rescan that follows loses no record
+// and repeats none.
+func TestFollowQueueOverflow(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	require.NoError(t, err)
+	max, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	// Two events per file (create, write); fsnotify buffers 4096 more.
+	n := (max+4096)/2 + 1000
+	if testing.Short() || n > 30000 {
+		t.Skipf("would create %d files", n)
+	}
+	dir := t.TempDir()
+	appendFile(t, filepath.Join(dir, "a.log"), logAt(0, 1, "LOG", started))
+	rec := &logRecorder{}
+	w, err := walwatch.New(walwatch.Config{LogDir: dir, Logger: slog.New(rec)})
+	require.NoError(t, err)
+	defer w.Close()
+	expectEvent(t, w, "streaming@a.log:1") // the watcher is past its start
+	for i := 0; i < n; i++ {
+		msg := lost
+		if i%2 == 1 {
+			msg = started
+		}
+		appendFile(t, filepath.Join(dir, fmt.Sprintf("b%05d.log", i)), logAt(float64(i), 1, "LOG", msg))
+	}
+	for i := 0; i < n; i++ {
+		want := "fault stream-lost"
+		if i%2 == 1 {
+			want = "recovered"
+		}
+		expectEvent(t, w, fmt.Sprintf("%s@b%05d.log:1", want, i))
+	}
+	// The overflow is reported after the events queued before it; wait for
+	// it (the deadline guards against a hang), then check nothing came twice.
+	deadline := time.Now().Add(30 * time.Second)
+	for !rec.has("walwatch: fsnotify queue overflow, rescanning") {
+		if time.Now().After(deadline) {
+			rec.mu.Lock()
+			msgs := slices.Clone(rec.msgs)
+			rec.mu.Unlock()
+			t.Fatalf("no overflow reported; watcher log: %v", msgs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	appendFile(t, filepath.Join(dir, "c.log"), logAt(99999, 1, "LOG", lost))
+	expectEvent(t, w, "fault stream-lost@c.log:1")
+}
+
+func (h *logRecorder) has(msg string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.msgs {
+		if m == msg {
+			return true
+		}
+	}
+	return false
 }

@@ -91,7 +91,9 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	w.state = w.m.st
 	if !cfg.PollOnly && cfg.Start != StartReplay {
-		fsw, err := fsnotify.NewWatcher()
+		// Buffered, so that a burst (a rotation, many files at once) is
+		// drained in one go and costs one rescan.
+		fsw, err := fsnotify.NewBufferedWatcher(4096)
 		if err != nil {
 			return nil, fmt.Errorf("walwatch: fsnotify: %w", err)
 		}
@@ -388,8 +390,17 @@ func (w *Watcher) onFSEvents(first fsnotify.Event, more <-chan fsnotify.Event) {
 		}
 	}
 	add(first)
-	for len(more) > 0 {
-		add(<-more)
+drain:
+	for i := 0; i < 1<<16; i++ {
+		select {
+		case ev, ok := <-more:
+			if !ok {
+				break drain
+			}
+			add(ev)
+		default:
+			break drain
+		}
 	}
 	if full || !w.readPaths(paths) {
 		w.scan()
