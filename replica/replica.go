@@ -132,6 +132,14 @@ func New(cfg Config) (*Standby, error) {
 	if cfg.Source.User == "" {
 		errs = append(errs, errors.New("Source.User is required: the replication role"))
 	}
+	// A line break would end the passfile line early, and libpq reads the
+	// passfile line by line: such a password can never authenticate.
+	if strings.ContainsAny(cfg.Source.User, "\r\n") {
+		errs = append(errs, errors.New("Source.User holds a line break: a passfile line cannot carry it; use a role name without one"))
+	}
+	if strings.ContainsAny(cfg.Source.Password, "\r\n") {
+		errs = append(errs, errors.New("Source.Password holds a line break: a passfile line cannot carry it; change the role's password"))
+	}
 	if cfg.Source.Port == 0 {
 		cfg.Source.Port = 5432
 	}

@@ -405,6 +405,15 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	}
 }
 
+func TestNewRefusesLineBreaks(t *testing.T) {
+	const pw = "first line\nsecond"
+	_, err := replica.New(replica.Config{DataDir: t.TempDir(), BinDir: "/bin", Source: replica.Source{Host: "h", User: "u\r", Password: pw}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Source.User holds a line break")
+	assert.Contains(t, err.Error(), "Source.Password holds a line break")
+	assert.NotContains(t, err.Error(), "second", "the password must not be in the error")
+}
+
 func TestParseMajor(t *testing.T) {
 	tests := []struct {
 		in   string

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgstage/pgstage/internal/secret"
 	"github.com/pgstage/pgstage/pgconf"
 )
 
@@ -111,7 +112,7 @@ func (s *Standby) startError(err error) error {
 	text := s.logSince()
 	reason := startReason(text)
 	pw := s.cfg.Source.Password
-	return &StartError{Reason: redact(reason, pw), LogFile: s.cfg.LogFile, LogTail: redact(tail(text, 20), pw), Err: redactErr(err, pw)}
+	return &StartError{Reason: secret.Redact(reason, pw), LogFile: s.cfg.LogFile, LogTail: secret.Redact(tail(text, 20), pw), Err: secret.Error(err, pw)}
 }
 
 // startReason finds the first FATAL or PANIC line of the log that is not
@@ -244,7 +245,7 @@ func tail(text string, n int) string {
 
 // LogTail returns the last n lines of the server log since Start.
 func (s *Standby) LogTail(n int) string {
-	return redact(tail(s.logSince(), n), s.cfg.Source.Password)
+	return secret.Redact(tail(s.logSince(), n), s.cfg.Source.Password)
 }
 
 // checkPort fails when something already listens on the staging port, on
@@ -443,7 +444,7 @@ func (s *Standby) WaitStreaming(ctx context.Context) (*Streaming, error) {
 
 func (s *Standby) streamError(fault string, err error) error {
 	pw := s.cfg.Source.Password
-	return &StreamError{Fault: redact(fault, pw), LogTail: redact(tail(s.logSince(), 20), pw), Err: err}
+	return &StreamError{Fault: secret.Redact(fault, pw), LogTail: secret.Redact(tail(s.logSince(), 20), pw), Err: err}
 }
 
 // scanLog finds the last streaming line and the last fault line of the

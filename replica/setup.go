@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/pgstage/pgstage/internal/pgcontrol"
+	"github.com/pgstage/pgstage/internal/secret"
 	"github.com/pgstage/pgstage/pgconf"
 )
 
@@ -245,7 +246,7 @@ func (s *Standby) writePassFile(res *Result) error {
 	src := s.cfg.Source
 	line := passfileLine(src.Host, strconv.Itoa(src.Port), src.User, src.Password)
 	if err := s.writeFile(s.cfg.PassFile, []byte(line)); err != nil {
-		return redactErr(err, src.Password)
+		return secret.Error(err, src.Password)
 	}
 	res.Written = append(res.Written, s.cfg.PassFile)
 	return s.reachable(s.cfg.PassFile)
@@ -376,22 +377,4 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// redactErr hides the password should an error ever carry it (the error
-// then loses its type: a price worth paying, and a case not seen so far).
-func redactErr(err error, password string) error {
-	if err == nil || len(password) < 4 || !strings.Contains(err.Error(), password) {
-		return err
-	}
-	return errors.New(redact(err.Error(), password))
-}
-
-// redact hides the password in text. Passwords under 4 bytes are left
-// alone: hiding every "a" would garble the text and protect nothing.
-func redact(text, password string) string {
-	if len(password) < 4 {
-		return text
-	}
-	return strings.ReplaceAll(text, password, "********")
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgstage/pgstage/internal/secret"
 )
 
 // connectSource opens a physical replication connection to the source as
@@ -30,7 +32,7 @@ func (s *Standby) connectSource(ctx context.Context) (*pgconn.PgConn, error) {
 	pc.Password = src.Password
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, redactErr(fmt.Errorf("replica: replication connection to the source %s:%d as %s: %w", src.Host, src.Port, src.User, err), src.Password)
+		return nil, secret.Error(fmt.Errorf("replica: replication connection to the source %s:%d as %s: %w", src.Host, src.Port, src.User, err), src.Password)
 	}
 	return conn, nil
 }
