@@ -17,6 +17,9 @@
 //	  "password_file": "/etc/pgstage/sales.password"
 //	}
 //
+// Durations (stream_timeout, backup_settle, ...) are in nanoseconds, as
+// encoding/json writes a time.Duration.
+//
 // link creates the staging; every other command opens the staging linked
 // before (from its state file) and carries on. watch prints one line per
 // event until interrupted. With -json every output is JSON (watch: one
