@@ -223,8 +223,8 @@ func (w *Watcher) read(t *tracked) {
 	for {
 		n, err := t.f.ReadAt(w.buf, t.sp.next)
 		if n > 0 {
-			if len(t.head) < headLen && t.sp.next < headLen {
-				t.head = append(t.head, w.buf[:min(n, headLen-int(t.sp.next))]...)
+			if len(t.head) < headLen && int64(len(t.head)) == t.sp.next {
+				t.head = append(t.head, w.buf[:min(n, headLen-len(t.head))]...)
 			}
 			t.sp.write(w.buf[:n])
 		}

@@ -315,3 +315,21 @@ func (h *logRecorder) has(msg string) bool {
 	}
 	return false
 }
+
+// copytruncate followed by more writes than the file held, between two
+// polls: the changed first bytes tell the watcher to start over.
+func TestFollowTruncateAndRefill(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	appendFile(t, a, logAt(0, 1, "LOG", started))
+	w, err := walwatch.New(walwatch.Config{LogDir: dir, PollOnly: true, PollInterval: 30 * time.Millisecond})
+	require.NoError(t, err)
+	defer w.Close()
+	expectEvent(t, w, "streaming@a.log:1")
+	f, err := os.OpenFile(a, os.O_WRONLY|os.O_TRUNC, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(logAt(10, 2, "LOG", "checkpoint starting: time") + logAt(11, 2, "FATAL", lost) + logAt(12, 3, "FATAL", noConnect))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	expectEvent(t, w, "fault stream-lost@a.log:2")
+}

@@ -486,7 +486,9 @@ func (w *Watcher) resume(cands []candidate) {
 	for i, c := range cands {
 		switch {
 		case i == at && c.size >= p.Offset:
-			w.track(c, p.Offset, p.Line, p.Line > 0)
+			t := w.track(c, p.Offset, p.Line, p.Line > 0)
+			// Keep fingerprinting the file, for truncation and later resumes.
+			t.head, _ = readHead(c.path, int(min(p.Offset, headLen)))
 		case i == at:
 			w.track(c, 0, 1, true) // truncated since
 		case at >= 0 && i < at, at < 0 && !c.mtime.After(p.ModTime):
