@@ -167,6 +167,13 @@ func TestNewErrors(t *testing.T) {
 	assert.ErrorIs(t, err, walwatch.ErrNoLogDir)
 	_, err = walwatch.New(walwatch.Config{LogDir: filepath.Join(t.TempDir(), "missing")})
 	assert.ErrorIs(t, err, os.ErrNotExist)
+	// Every problem at once.
+	_, err = walwatch.New(walwatch.Config{Start: walwatch.StartResume, PollOnly: true, PollInterval: -1, Format: "syslog"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, walwatch.ErrNoLogDir)
+	for _, want := range []string{"StartResume needs", "PollOnly with polling disabled", `unknown format "syslog"`} {
+		assert.Contains(t, err.Error(), want)
+	}
 }
 
 func TestDataDirSettings(t *testing.T) {

@@ -69,16 +69,28 @@ func New(cfg Config) (*Watcher, error) {
 		}
 		w.dir = d
 	}
+	// Report every configuration problem at once.
+	var problems []error
 	if w.dir == "" {
-		return nil, ErrNoLogDir
-	}
-	if fi, err := os.Stat(w.dir); err != nil {
-		return nil, fmt.Errorf("walwatch: log directory: %w", err)
+		problems = append(problems, ErrNoLogDir)
+	} else if fi, err := os.Stat(w.dir); err != nil {
+		problems = append(problems, fmt.Errorf("walwatch: log directory: %w", err))
 	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("walwatch: log directory %s is not a directory", w.dir)
+		problems = append(problems, fmt.Errorf("walwatch: log directory %s is not a directory", w.dir))
 	}
 	if cfg.Start == StartResume && cfg.Resume.IsZero() {
-		return nil, errors.New("walwatch: StartResume needs Config.Resume")
+		problems = append(problems, errors.New("walwatch: StartResume needs Config.Resume (a Position saved from an Event)"))
+	}
+	if cfg.PollOnly && cfg.PollInterval < 0 {
+		problems = append(problems, errors.New("walwatch: PollOnly with polling disabled would read nothing: set PollInterval"))
+	}
+	switch cfg.Format {
+	case FormatAuto, FormatStderr, FormatCSV, FormatJSON:
+	default:
+		problems = append(problems, fmt.Errorf("walwatch: unknown format %q (want stderr, csvlog or jsonlog)", cfg.Format))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
 	}
 	w.decideFormat(settings)
 	if w.cfg.Pattern == "" && settings["log_filename"] != "" {
