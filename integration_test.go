@@ -37,7 +37,7 @@ const waitLimit = 90 * time.Second
 func TestLinker(t *testing.T) {
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		t.Parallel()
-		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: keepWAL(major)})
+		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: keepWAL(major), Tablespace: true})
 		p.InsertRows(t, 5)
 		ctx := context.Background()
 
@@ -80,6 +80,13 @@ func TestLinker(t *testing.T) {
 		id := p.InsertRows(t, 3)
 		for _, s := range stagings {
 			s.waitRow(t, id)
+		}
+		// The tablespace came along, beside the data directory, not at the
+		// source's location.
+		for layout, s := range stagings {
+			require.Equal(t, "1", s.query(t, "SELECT count(*) FROM pgstage_ts_rows"), "%v", layout)
+			loc := s.query(t, "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'pgstage_ts'")
+			require.True(t, strings.HasPrefix(loc, s.cfg.Staging.DataDir+".tablespaces/"), "%v: tablespace at %s", layout, loc)
 		}
 
 		// The source stops: every staging faults and refuses snapshots.
@@ -368,6 +375,19 @@ func (s *staging) waitEvent(t *testing.T, kind walwatch.Kind) walwatch.Event {
 			t.Fatalf("no %s event for %s within %v; saw:\n%s", kind, s.cfg.Staging.DataDir, waitLimit, strings.Join(seen, "\n"))
 		}
 	}
+}
+
+// query runs sql on the staging and returns the first column of the first row.
+func (s *staging) query(t *testing.T, sql string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", s.cfg.Staging.SocketDir, s.cfg.Staging.Port))
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var v string
+	require.NoError(t, conn.QueryRow(ctx, sql).Scan(&v), sql)
+	return v
 }
 
 // waitRow waits until the staging has replayed the row with this id.
