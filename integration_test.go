@@ -257,6 +257,44 @@ func TestLinkerBadInputs(t *testing.T) {
 			require.NoError(t, l.Disable(ctx))
 		})
 
+		t.Run("WAL removed needs a resync", func(t *testing.T) {
+			cfg := stagingConfig(t, p, b.Path)
+			l, err := stage.New(cfg)
+			require.NoError(t, err)
+			defer l.Close()
+			s := &staging{cfg: cfg, l: l}
+			require.NoError(t, l.Link(ctx))
+			require.NoError(t, l.Disable(ctx))
+			// While the staging is down the source moves on and recycles the
+			// WAL it would need (no slot, no wal_keep_size).
+			for i := 0; i < 4; i++ {
+				p.InsertRows(t, 10)
+				p.Exec(t, "SELECT pg_switch_wal()")
+				p.Exec(t, "CHECKPOINT")
+			}
+			err = l.Enable(ctx)
+			require.Error(t, err, "the staging cannot stream")
+			ev := s.waitEvent(t, walwatch.KindFault)
+			for ev.Reason != walwatch.ReasonWALRemoved { // a first fault may come before the reason is known
+				ev = s.waitEvent(t, walwatch.KindFault)
+			}
+			_, err = l.Snapshot(ctx)
+			var f *stage.Fault
+			require.ErrorAs(t, err, &f)
+			require.True(t, f.NeedsResync, "%+v", f)
+			require.Contains(t, err.Error(), "Resync")
+			st := s.status(t)
+			require.Equal(t, stage.StateFaulted, st.State)
+			require.True(t, st.Fault.NeedsResync)
+
+			newer := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: form, Path: b.Path, Time: time.Now().Add(time.Hour)})
+			require.NoError(t, l.Resync(ctx))
+			st = s.status(t)
+			require.Equal(t, stage.StateStreaming, st.State)
+			require.Equal(t, filepath.Base(newer.Location), st.Backup.Name)
+			require.NoError(t, l.Disable(ctx))
+		})
+
 		t.Run("second linker", func(t *testing.T) {
 			cfg := stagingConfig(t, p, b.Path)
 			l, err := stage.New(cfg)
