@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgstage/pgstage/backupsel"
 	"github.com/pgstage/pgstage/internal/pgtest"
 	"github.com/pgstage/pgstage/stage"
@@ -255,6 +256,22 @@ func TestLinkerBadInputs(t *testing.T) {
 			defer l.Close()
 			require.NoError(t, l.Link(ctx), "Link again recovers")
 			require.NoError(t, l.Disable(ctx))
+		})
+
+		t.Run("no free WAL sender", func(t *testing.T) {
+			// Take every WAL sender of the source (max_wal_senders = 10).
+			for i := 0; i < 10; i++ {
+				c, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=replication replication=true sslmode=disable", p.Host, p.Port))
+				require.NoError(t, err)
+				defer c.Close(context.Background())
+			}
+			cfg := stagingConfig(t, p, b.Path)
+			l, err := stage.New(cfg)
+			require.NoError(t, err)
+			defer l.Close()
+			err = l.Preflight(ctx)
+			require.ErrorIs(t, err, stage.ErrPreflight)
+			require.Contains(t, err.Error(), "raise max_wal_senders on the source")
 		})
 
 		t.Run("WAL removed needs a resync", func(t *testing.T) {
