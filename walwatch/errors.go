@@ -9,8 +9,10 @@ import (
 var (
 	// ErrNoLogDir: neither Config.LogDir nor a usable Config.DataDir.
 	ErrNoLogDir = errors.New("walwatch: no log directory (set Config.LogDir or Config.DataDir)")
-	// ErrResumeNotFound: the file of the resume Position is gone and no file
-	// was written after it.
+	// ErrResumeNotFound is reported on Errors (New does not return it) when
+	// the file of the resume Position is gone or is no longer the same file;
+	// the watcher then reads every file modified after the Position, from
+	// its start, with the Position's state.
 	ErrResumeNotFound = errors.New("walwatch: resume position not found")
 )
 
