@@ -41,7 +41,9 @@
 // temporary files, compressed archives decoded on the fly in a goroutine of
 // their own, zip entries inflated in place, and small files written by a few
 // goroutines while the archive is read on (memory stays under a few MiB of
-// buffers whatever the backup size). Entries that would escape the
+// buffers whatever the backup size); large files of uncompressed archives are
+// copied by the kernel (copy_file_range) without passing through the process.
+// Entries that would escape the
 // target, and device or FIFO entries, are refused with an [*UnsafeEntryError]
 // naming the archive and entry. global/pg_control is written last, and on any
 // error the data directory is left empty, so a failed restore can never start.

@@ -268,7 +268,7 @@ type candidateFile struct {
 	modTime time.Time
 }
 
-// reasonError is a plain reason a candidate is not whole.
+// reasonf makes the plain reason a candidate is not whole.
 func reasonf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
 func inspect(ctx context.Context, c Candidate, opts Options, settle time.Duration, bufSize int) (*Backup, error) {

@@ -10,7 +10,8 @@
 #
 # (lz4 and zstd leave pg_wal.tar plain, as pg_basebackup 15 does.)
 # Each command runs under /usr/bin/time -v (wall time and peak RSS); each
-# pair runs PGSTAGE_BENCH_RUNS times (default 3), alternating which goes
+# pair runs PGSTAGE_BENCH_RUNS times (default 3; PGSTAGE_BENCH_FORMS limits
+# the forms), alternating which goes
 # first, on a warm page cache; the output directory is removed between runs
 # (not timed). The backup is synthetic (see gen below): PostgreSQL-like
 # layout, 8 KiB pages part random, part repetitive, so they compress about as
@@ -23,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${PGSTAGE_BENCH_DIR:-/var/tmp/pgstage-bench-backupsel}
 runs=${PGSTAGE_BENCH_RUNS:-3}
+forms=${PGSTAGE_BENCH_FORMS:-plain gzip lz4 zstd zip}
 mkdir -p "$work"
 for tool in tar gzip lz4 zstd zip unzip /usr/bin/time python3; do
 	command -v "$tool" >/dev/null || { echo "backupsel.sh: $tool missing (apt-get install ${tool##*/})" >&2; exit 1; }
@@ -106,7 +108,7 @@ export work out
 
 echo "backup: $files files, $((size >> 20)) MiB uncompressed; $(nproc) CPUs; $(df -T "$work" | awk 'NR==2{print $2}') at $work"
 echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib backupsel_steps"
-for form in plain gzip lz4 zstd zip; do
+for form in $forms; do
 	for run in $(seq "$runs"); do
 		if [ $((run % 2)) = 1 ]; then
 			m=$(measure manual bash -c "manual_$form"); g=$(measure backupsel "$work/backupsel_restore" -path "$work/$form" -data "$out/data")
@@ -119,3 +121,4 @@ for form in plain gzip lz4 zstd zip; do
 	done
 done
 rm -rf "$out" "$out.zip"
+# Summary: awk -f bench/backupsel_summary.awk on this output.
