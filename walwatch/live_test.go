@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,12 +116,14 @@ func appendConf(t *testing.T, name, s string) {
 	require.NoError(t, f.Close())
 }
 
+// freePort asks the kernel for a free port on 127.0.0.1 (another process
+// may take it before the standby binds it: pg_ctl start then fails loudly).
 func freePort(t *testing.T) int {
 	t.Helper()
-	// The kernel hands out a free port; a clash with another test is retried by pg_ctl failing loudly.
-	l, err := (&netListener{}).listen()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	return l
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (s *standby) pgctl(args ...string) error {
