@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -333,9 +332,9 @@ func (l *Linker) Resync(ctx context.Context) error {
 	}
 	defer l.end()
 	// Resync empties the data directory: only one this staging owns, linked
-	// or left by a job that was cut short.
+	// now or before (a failed resync), or left by a job that was cut short.
 	l.mu.Lock()
-	owned := l.st.Linked || l.st.Job != ""
+	owned := l.st.Linked || l.st.Backup != nil || l.st.Job != ""
 	l.mu.Unlock()
 	if !owned {
 		return fmt.Errorf("%w: %s: Resync rebuilds a linked staging (use Link for a new one)", ErrNotLinked, l.cfg.Staging.DataDir)
@@ -650,12 +649,6 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// oneLine keeps the first line of s.
-func oneLine(s string) string {
-	first, _, _ := strings.Cut(s, "\n")
-	return first
 }
 
 // Preflight runs the checks Link (or, on a linked staging, Resync) runs
