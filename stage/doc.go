@@ -73,6 +73,16 @@
 // The password is kept in memory and in the passfile only: never in the
 // state file, a log line, an error, or a process argument.
 //
+// # Versions
+//
+// Snapshots and Status ask the staging server with the SQL of its version
+// (one table of version ranges: pg_last_wal_* from 10, pg_last_xlog_* on
+// 9.6); the warm standbys of 9.4 and 9.5 take no queries, so their position
+// comes from pg_control. The whole job is tested against real servers of
+// 10 to 18 in every backup layout (the root integration_test.go); the 9.x
+// paths are not, since no 9.x binaries run on the machines pgstage is
+// tested on.
+//
 // # Hooks
 //
 // Hooks run at pre/post link (also for resync), pre/post sync and pre/post
