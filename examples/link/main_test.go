@@ -46,7 +46,13 @@ func TestCLI(t *testing.T) {
 	require.NoError(t, err)
 	cfgFile := filepath.Join(t.TempDir(), "pgstage.json")
 	require.NoError(t, os.WriteFile(cfgFile, data, 0o600))
-	t.Cleanup(func() { exec.Command(bin, "-config", cfgFile, "disable").Run() })
+	t.Cleanup(func() { // stop the staging server, whichever password source the file names by then
+		cmd := exec.Command(bin, "-config", cfgFile, "disable")
+		cmd.Env = append(os.Environ(), "CLI_TEST_PASSWORD="+p.ReplPassword)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("cleanup: link disable: %v\n%s", err, out)
+		}
+	})
 
 	run := func(env []string, args ...string) string {
 		t.Helper()
