@@ -220,6 +220,9 @@ func (w *Watcher) read(t *tracked) {
 	if !t.lineKnown {
 		w.countLines(t)
 	}
+	if w.sniffPending && w.format == FormatStderr {
+		w.sniffLate(t.path)
+	}
 	for {
 		n, err := t.f.ReadAt(w.buf, t.sp.next)
 		if n > 0 {

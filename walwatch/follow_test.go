@@ -340,3 +340,17 @@ func TestFollowTruncateAndRefill(t *testing.T) {
 	require.NoError(t, f.Close())
 	expectEvent(t, w, "fault stream-lost@a.log:2")
 }
+
+// The watcher starts before the server has written anything: the prefix is
+// sniffed from the first lines that arrive.
+func TestFollowSniffsLate(t *testing.T) {
+	dir := t.TempDir()
+	w, err := walwatch.New(walwatch.Config{LogDir: dir, Format: walwatch.FormatStderr})
+	require.NoError(t, err)
+	defer w.Close()
+	a := filepath.Join(dir, "postgresql-Tue.log")
+	appendFile(t, a, "2026-11-24 10:00:00 UTC [7]: [1-1] LOG:  entering standby mode\n"+
+		"2026-11-24 10:00:01 UTC [8]: [1-1] FATAL:  could not connect to the primary server: connection refused\n")
+	ev := expectEvent(t, w, "fault primary-unreachable@postgresql-Tue.log:2")
+	assert.Equal(t, time.Date(2026, 11, 24, 10, 0, 1, 0, time.UTC), ev.LogTime.UTC())
+}

@@ -277,10 +277,10 @@ var sniffPrefixes = []string{
 }
 
 // sniffPrefix picks the candidate that starts the most lines of sample as
-// records, preferring earlier candidates on ties; "" (no prefix) when none
-// fits better.
-func sniffPrefix(sample []byte) *prefix {
-	best, bestN := compilePrefix(""), 0
+// records, preferring earlier candidates on ties; ok is false when no
+// candidate starts any line (the sample says nothing yet).
+func sniffPrefix(sample []byte) (best *prefix, ok bool) {
+	bestN := 0
 	var f prefixFields
 	for _, c := range sniffPrefixes {
 		p := compilePrefix(c)
@@ -301,5 +301,8 @@ func sniffPrefix(sample []byte) *prefix {
 			best, bestN = p, n
 		}
 	}
-	return best
+	if best == nil {
+		return compilePrefix(DefaultPrefix), false
+	}
+	return best, true
 }

@@ -41,6 +41,8 @@ type Watcher struct {
 	m      *machine
 	buf    []byte
 	silent bool // reading back: learn the state, emit nothing
+	// sniffPending: log_line_prefix was neither given nor found in a file.
+	sniffPending bool
 	out    []Event
 	last   lastRecord
 }
@@ -230,18 +232,38 @@ func (w *Watcher) decidePrefix(settings map[string]string) {
 	case settings["log_line_prefix"] != "":
 		w.prefix = compilePrefix(settings["log_line_prefix"])
 	default:
-		w.prefix = compilePrefix(DefaultPrefix)
+		// Sniffed from the newest file with something in it; if there is
+		// none yet, from the first data read (see sniffLate).
+		w.prefix, w.sniffPending = compilePrefix(DefaultPrefix), true
 		cands, _ := w.list()
-		for i := len(cands) - 1; i >= 0; i-- {
-			if cands[i].size == 0 {
-				continue
+		for i := len(cands) - 1; i >= 0 && w.sniffPending; i-- {
+			if cands[i].size > 0 {
+				w.sniffLate(cands[i].path)
 			}
-			b, err := readHead(cands[i].path, 64<<10)
-			if err == nil {
-				w.prefix = sniffPrefix(b)
-				w.log.Debug("walwatch: log_line_prefix sniffed", "prefix", w.prefix.src, "file", cands[i].path)
-			}
-			break
+		}
+	}
+}
+
+// sniffLate sniffs log_line_prefix from path if it is still unknown, and
+// hands it to the assemblers (which have read nothing that mattered yet:
+// the files were empty).
+func (w *Watcher) sniffLate(path string) {
+	if !w.sniffPending {
+		return
+	}
+	b, err := readHead(path, 64<<10)
+	if err != nil || len(b) == 0 {
+		return
+	}
+	p, ok := sniffPrefix(b)
+	if !ok {
+		return
+	}
+	w.prefix, w.sniffPending = p, false
+	w.log.Debug("walwatch: log_line_prefix sniffed", "prefix", p.src, "file", path)
+	for _, t := range w.files {
+		if a, ok := t.asm.(*stderrAsm); ok {
+			a.p, a.fast = p, fastPrefix(p)
 		}
 	}
 }
