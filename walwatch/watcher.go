@@ -43,8 +43,8 @@ type Watcher struct {
 	silent bool // reading back: learn the state, emit nothing
 	// sniffPending: log_line_prefix was neither given nor found in a file.
 	sniffPending bool
-	out    []Event
-	last   lastRecord
+	out          []Event
+	last         lastRecord
 }
 
 // New checks the configuration, decides the format and prefix, starts
