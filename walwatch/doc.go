@@ -28,11 +28,12 @@
 // # Start modes
 //
 // [StartLive] (the default) follows from the end of the logs, after reading
-// back the current file silently to learn the present state: if replication
-// was already down when the watcher started, the first event is that Fault
-// (with the log time and line of the record that began the outage); if it
-// was streaming, the first event is Streaming. [StartReplay] reads every
-// file from its start and closes Events after the last record.
+// back the current file silently to learn the present state (and up to three
+// files before it if the current one tells nothing, as after a rotation): if
+// replication was already down when the watcher started, the first event is
+// that Fault (with the log time and line of the record that began the
+// outage); if it was streaming, the first event is Streaming. [StartReplay]
+// reads every file from its start and closes Events after the last record.
 // [StartResume] continues from a saved [Position]: a file identity (device
 // and inode) and an offset just after a complete record, with the state
 // there. Every Event carries the Position after its record, so an embedding

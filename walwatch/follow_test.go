@@ -354,3 +354,20 @@ func TestFollowSniffsLate(t *testing.T) {
 	ev := expectEvent(t, w, "fault primary-unreachable@postgresql-Tue.log:2")
 	assert.Equal(t, time.Date(2026, 11, 24, 10, 0, 1, 0, time.UTC), ev.LogTime.UTC())
 }
+
+// Right after a rotation the current file tells nothing: the files before it
+// are read back too.
+func TestLiveReadBackAcrossRotation(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "a.log")
+	appendFile(t, old, logAt(0, 1, "LOG", started)+logAt(1, 1, "FATAL", lost))
+	past := time.Now().Add(-time.Minute)
+	require.NoError(t, os.Chtimes(old, past, past))
+	appendFile(t, filepath.Join(dir, "b.log"), logAt(2, 5, "LOG", "checkpoint starting: time"))
+	w, err := walwatch.New(walwatch.Config{LogDir: dir})
+	require.NoError(t, err)
+	defer w.Close()
+	expectEvent(t, w, "fault stream-lost@a.log:2")
+	appendFile(t, filepath.Join(dir, "b.log"), logAt(3, 6, "LOG", started))
+	expectEvent(t, w, "recovered@b.log:2")
+}

@@ -489,8 +489,18 @@ func (w *Watcher) live(cands []candidate) {
 		}
 	}
 	if cur >= 0 {
+		// Read back the current file; if it tells nothing (a rotation just
+		// happened), also the few before it, oldest first.
 		w.silent = true
-		w.read(w.track(cands[cur], 0, 1, true))
+		for start := cur; ; start-- {
+			w.m = newMachine(State{}, w.cfg.Grace, w.cfg.TimelineSwitchWait)
+			for i := start; i <= cur; i++ {
+				w.read(w.track(cands[i], 0, 1, true))
+			}
+			if w.m.st.Phase != PhaseUnknown || start == 0 || cur-start+1 >= maxReadBack {
+				break
+			}
+		}
 		w.silent = false
 		if ev, ok := w.m.current(); ok {
 			w.out = append(w.out[:0], ev)
@@ -501,6 +511,10 @@ func (w *Watcher) live(cands []candidate) {
 		w.initialBySQL()
 	}
 }
+
+// maxReadBack bounds how many files a live start reads back to learn the
+// present state.
+const maxReadBack = 4
 
 func sameFile(a, b string) bool {
 	fa, err1 := os.Stat(a)
