@@ -2,6 +2,7 @@ package pgstage_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -312,6 +313,32 @@ func TestLinkerBadInputs(t *testing.T) {
 			require.NoError(t, l.Disable(ctx))
 		})
 
+		t.Run("killed mid-link, then Open and Resync", func(t *testing.T) {
+			cfg := stagingConfig(t, p, b.Path)
+			data, err := json.Marshal(cfg)
+			require.NoError(t, err)
+			cmd := exec.Command(os.Args[0], "-test.run=^TestLinkerHelperProcess$")
+			cmd.Env = append(os.Environ(), "PGSTAGE_HELPER_CONFIG="+string(data), "PGSTAGE_HELPER_PASSWORD="+p.ReplPassword)
+			out, err := cmd.CombinedOutput()
+			require.Error(t, err, "the helper should have been killed: %s", out)
+			require.Contains(t, err.Error(), "killed")
+
+			l, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: cfg.Staging.DataDir}, Source: stage.Source{Password: p.ReplPassword}})
+			require.NoError(t, err)
+			defer l.Close()
+			s := &staging{cfg: l.Config(), l: l}
+			st := s.status(t)
+			require.Equal(t, stage.StateUnlinked, st.State)
+			require.Equal(t, stage.JobLink, st.Job)
+			require.Equal(t, stage.StepSync, st.Step)
+			require.ErrorIs(t, l.Link(ctx), stage.ErrPreflight, "the half-made staging is in the way")
+			require.NoError(t, l.Resync(ctx))
+			st = s.status(t)
+			require.Equal(t, stage.StateStreaming, st.State)
+			require.Empty(t, st.Job)
+			require.NoError(t, l.Disable(ctx))
+		})
+
 		t.Run("second linker", func(t *testing.T) {
 			cfg := stagingConfig(t, p, b.Path)
 			l, err := stage.New(cfg)
@@ -334,6 +361,25 @@ func keepWAL(major int) map[string]string {
 		return map[string]string{"wal_keep_size": "'256MB'"}
 	}
 	return map[string]string{"wal_keep_segments": "16"}
+}
+
+// TestLinkerHelperProcess is a Linker that dies (SIGKILL) in the middle of
+// Link, at the first sync, with its staging server started: run by
+// TestLinkerBadInputs in a child process.
+func TestLinkerHelperProcess(t *testing.T) {
+	raw := os.Getenv("PGSTAGE_HELPER_CONFIG")
+	if raw == "" {
+		t.Skip("a helper process of TestLinkerBadInputs")
+	}
+	var cfg stage.Config
+	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
+	cfg.Source.Password = os.Getenv("PGSTAGE_HELPER_PASSWORD")
+	cfg.Hooks.PreSync = []stage.Hook{{Func: func(context.Context, stage.HookEnv) error {
+		return syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}}}
+	l, err := stage.New(cfg)
+	require.NoError(t, err)
+	t.Fatalf("Link returned: %v", l.Link(context.Background()))
 }
 
 func pick(forms []pgtest.Form, want ...pgtest.Form) pgtest.Form {

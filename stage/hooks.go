@@ -52,6 +52,24 @@ func (h Hooks) byPoint() map[string][]Hook {
 	}
 }
 
+// commands returns the command hooks only: the state file cannot carry
+// functions.
+func (h Hooks) commands() Hooks {
+	keep := func(hs []Hook) []Hook {
+		var out []Hook
+		for _, x := range hs {
+			if x.Command != "" {
+				out = append(out, Hook{Command: x.Command})
+			}
+		}
+		return out
+	}
+	return Hooks{
+		PreLink: keep(h.PreLink), PostLink: keep(h.PostLink), PreSync: keep(h.PreSync),
+		PostSync: keep(h.PostSync), PreSnapshot: keep(h.PreSnapshot), PostSnapshot: keep(h.PostSnapshot),
+	}
+}
+
 // withFuncs returns saved (commands read from the state file) with the
 // functions of live, which a state file cannot carry.
 func (saved Hooks) withFuncs(live Hooks) Hooks {

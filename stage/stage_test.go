@@ -273,3 +273,22 @@ func TestFaultError(t *testing.T) {
 		require.NotEmpty(t, stage.Advice(r), "no advice for %s", r)
 	}
 }
+
+// TestStateKeepsCommandHooksOnly: function hooks cannot be saved, command
+// hooks are, and Open takes the functions from its own Config.
+func TestStateKeepsCommandHooksOnly(t *testing.T) {
+	cfg := validConfig(t)
+	noop := func(context.Context, stage.HookEnv) error { return nil }
+	cfg.Hooks.PreSync = []stage.Hook{{Func: noop}, {Command: "true"}}
+	l, err := stage.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	l, err = stage.Open(context.Background(), stage.Config{Staging: cfg.Staging, Hooks: stage.Hooks{PostSync: []stage.Hook{{Func: noop}}}})
+	require.NoError(t, err)
+	defer l.Close()
+	h := l.Config().Hooks
+	require.Len(t, h.PreSync, 1)
+	require.Equal(t, "true", h.PreSync[0].Command)
+	require.Len(t, h.PostSync, 1)
+	require.NotNil(t, h.PostSync[0].Func)
+}

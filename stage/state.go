@@ -62,7 +62,9 @@ func (st *state) save(stateDir string) error {
 	if n := len(st.Snapshots); n > maxHistory {
 		st.Snapshots = st.Snapshots[n-maxHistory:]
 	}
-	data, err := json.MarshalIndent(st, "", "  ")
+	saved := *st
+	saved.Config.Hooks = st.Config.Hooks.commands()
+	data, err := json.MarshalIndent(&saved, "", "  ")
 	if err != nil {
 		return err
 	}
