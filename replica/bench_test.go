@@ -44,7 +44,7 @@ func TestBenchReplicaVsShell(t *testing.T) {
 
 	shell := func() time.Duration {
 		root, data := restore(t, b)
-		port := freePort(t)
+		port := pgtest.FreePort(t)
 		cmd := exec.Command("bash", script, "procedure", data, p.BinDir, strconv.Itoa(port), root,
 			p.Host, strconv.Itoa(p.Port), p.ReplUser, filepath.Join(root, "shell.pgpass"), user.Name)
 		cmd.Env = append(os.Environ(), "PGSTAGE_BENCH_PASSWORD="+p.ReplPassword)
@@ -60,7 +60,7 @@ func TestBenchReplicaVsShell(t *testing.T) {
 		root, data := restore(t, b)
 		start := time.Now()
 		s, err := replica.New(replica.Config{
-			DataDir: data, BinDir: p.BinDir, Port: freePort(t), SocketDir: root, ListenAddresses: "127.0.0.1",
+			DataDir: data, BinDir: p.BinDir, Port: pgtest.FreePort(t), SocketDir: root, ListenAddresses: "127.0.0.1",
 			Source: replica.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword},
 		})
 		require.NoError(t, err)

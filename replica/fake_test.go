@@ -54,7 +54,7 @@ func TestRunPathWithout10Binaries(t *testing.T) {
 			bin := fakeBinDir(t, gm.binVersion)
 			require.NoError(t, os.WriteFile(filepath.Join(bin, "pg_ctl"), []byte(fakePgCtl), 0o755))
 			t.Setenv("PGPASSWORD", "not for the server")
-			s, err := replica.New(replica.Config{DataDir: data, BinDir: bin, SocketDir: root, Port: freePort(t),
+			s, err := replica.New(replica.Config{DataDir: data, BinDir: bin, SocketDir: root, Port: pgtest.FreePort(t),
 				Source: replica.Source{Host: "10.0.0.5", User: "repl", Password: goldenPassword}})
 			require.NoError(t, err)
 			res, err := s.Setup(context.Background())

@@ -51,14 +51,6 @@ func restore(t *testing.T, b *pgtest.Backup, skip ...string) (root, data string)
 	return root, data
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // newStandby restores b and prepares a standby of p from it.
 func newStandby(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, edit func(*replica.Config), skip ...string) (*replica.Standby, string) {
 	t.Helper()
@@ -66,7 +58,7 @@ func newStandby(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, edit func(*re
 	cfg := replica.Config{
 		DataDir:         data,
 		BinDir:          p.BinDir,
-		Port:            freePort(t),
+		Port:            pgtest.FreePort(t),
 		SocketDir:       root,
 		ListenAddresses: "127.0.0.1",
 		Source:          replica.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +51,7 @@ func makeStandby(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, user string)
 	out, err := exec.Command("tar", "-xf", filepath.Join(b.Location, "base.tar"), "-C", s.data).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.NoError(t, os.MkdirAll(s.logDir, 0o700))
-	s.port = freePort(t)
+	s.port = pgtest.FreePort(t)
 
 	var dest []string
 	for _, f := range formats(p.Major) {
@@ -114,16 +113,6 @@ func appendConf(t *testing.T, name, s string) {
 	_, err = f.WriteString(s)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1 (another process
-// may take it before the standby binds it: pg_ctl start then fails loudly).
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (s *standby) pgctl(args ...string) error {

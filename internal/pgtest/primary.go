@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -104,7 +103,7 @@ func StartPrimary(t *testing.T, major int, opts Options) *Primary {
 	})
 
 	for attempt := 0; attempt < 5; attempt++ {
-		p.Port = freePort(t)
+		p.Port = FreePort(t)
 		if err = p.start(); err == nil {
 			break
 		}
@@ -153,18 +152,6 @@ func writeFile(t testing.TB, name, s string) {
 	if err := os.WriteFile(name, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1. Another process
-// can take it before the server binds it; StartPrimary retries then.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (p *Primary) pgctl(args ...string) error {
