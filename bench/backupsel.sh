@@ -85,15 +85,17 @@ size=$(( $(stat -c %s "$work/plain/base.tar") + $(stat -c %s "$work/plain/pg_wal
 go build -o "$work/backupsel_restore" ./bench/backupsel_restore
 
 out=$work/out
-# measure NAME CMD...: run under /usr/bin/time -v, print "NAME wall_s rss_kib".
+# measure NAME CMD...: run under /usr/bin/time -v, print "NAME wall_s rss_kib
+# cpu_s" (user + system CPU of the command and its children) and its stderr.
 measure() {
 	local name=$1; shift
 	rm -rf "$out"; mkdir -p "$out"; sync
 	/usr/bin/time -v -o "$work/time.txt" "$@" 2> "$work/stderr.txt" >/dev/null || { cat "$work/stderr.txt" >&2; exit 1; }
-	local wall rss
+	local wall rss cpu
 	wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/time.txt")
 	rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$work/time.txt")
-	echo "$name $wall $rss $(cat "$work/stderr.txt" | tr '\n' ' ')"
+	cpu=$(awk -F': ' '/(User|System) time \(seconds\)/{s+=$2} END{printf "%.2f", s}' "$work/time.txt")
+	echo "$name $wall $rss $cpu $(cat "$work/stderr.txt" | tr '\n' ' ')"
 }
 manual_plain() { tar -xf "$work/plain/base.tar" -C "$out" && tar -xf "$work/plain/pg_wal.tar" -C "$out/pg_wal"; }
 manual_gzip() { tar -xzf "$work/gzip/base.tar.gz" -C "$out" && tar -xzf "$work/gzip/pg_wal.tar.gz" -C "$out/pg_wal"; }
@@ -107,7 +109,7 @@ export -f manual_plain manual_gzip manual_lz4 manual_zstd manual_zip
 export work out
 
 echo "backup: $files files, $((size >> 20)) MiB uncompressed; $(nproc) CPUs; $(df -T "$work" | awk 'NR==2{print $2}') at $work"
-echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib backupsel_steps"
+echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib manual_cpu_s backupsel_cpu_s backupsel_steps"
 for form in $forms; do
 	for run in $(seq "$runs"); do
 		if [ $((run % 2)) = 1 ]; then
@@ -115,9 +117,9 @@ for form in $forms; do
 		else
 			g=$(measure backupsel "$work/backupsel_restore" -path "$work/$form" -data "$out/data"); m=$(measure manual bash -c "manual_$form")
 		fi
-		set -- $m; mw=$2 mr=$3
-		set -- $g; gw=$2 gr=$3; shift 3; steps="$*"
-		echo "$form $mw $gw $(awk -v a="$gw" -v b="$mw" 'BEGIN{printf "%.2f", a/b}') $mr $gr $steps"
+		set -- $m; mw=$2 mr=$3 mc=$4
+		set -- $g; gw=$2 gr=$3 gc=$4; shift 4; steps="$*"
+		echo "$form $mw $gw $(awk -v a="$gw" -v b="$mw" 'BEGIN{printf "%.2f", a/b}') $mr $gr $mc $gc $steps"
 	done
 done
 rm -rf "$out" "$out.zip"
