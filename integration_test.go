@@ -261,10 +261,23 @@ func TestLinkerBadInputs(t *testing.T) {
 
 		t.Run("no free WAL sender", func(t *testing.T) {
 			// Take every WAL sender of the source (max_wal_senders = 10).
+			var conns []*pgconn.PgConn
+			defer func() {
+				for _, c := range conns {
+					c.Close(context.Background())
+				}
+				// Wait for the WAL senders to exit, so the next subtests find them free.
+				for deadline := time.Now().Add(waitLimit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+					if p.QueryString(t, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'") == "0" {
+						return
+					}
+				}
+				t.Errorf("the WAL senders did not exit")
+			}()
 			for i := 0; i < 10; i++ {
 				c, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=replication replication=true sslmode=disable", p.Host, p.Port))
 				require.NoError(t, err)
-				defer c.Close(context.Background())
+				conns = append(conns, c)
 			}
 			cfg := stagingConfig(t, p, b.Path)
 			l, err := stage.New(cfg)
@@ -273,6 +286,35 @@ func TestLinkerBadInputs(t *testing.T) {
 			err = l.Preflight(ctx)
 			require.ErrorIs(t, err, stage.ErrPreflight)
 			require.Contains(t, err.Error(), "raise max_wal_senders on the source")
+		})
+
+		t.Run("backup without WAL", func(t *testing.T) {
+			if major > 15 {
+				t.Skip("the server-side backups of 16+ hold their WAL in base.tar")
+			}
+			// A backup whose WAL is moved out to a folder of segments.
+			walDir := pgtest.TempDir(t)
+			nw := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: pgtest.FormStream, Extra: func(raw string) {
+				out, err := exec.Command("tar", "-xf", filepath.Join(raw, "pg_wal.tar"), "-C", walDir).CombinedOutput()
+				require.NoError(t, err, "%s", out)
+				require.NoError(t, os.Remove(filepath.Join(raw, "pg_wal.tar")))
+			}})
+			link := func(edit func(c *stage.Config)) error {
+				cfg := stagingConfig(t, p, nw.Path)
+				edit(&cfg)
+				l, err := stage.New(cfg)
+				require.NoError(t, err)
+				defer l.Close()
+				if err := l.Link(ctx); err != nil {
+					return err
+				}
+				return l.Disable(ctx)
+			}
+			err := link(func(c *stage.Config) {})
+			require.ErrorIs(t, err, backupsel.ErrNoBackup, "no WAL, no WAL path, no streaming")
+			require.NoError(t, link(func(c *stage.Config) { c.WALPath = walDir }), "WAL from the WAL path")
+			require.NoError(t, link(func(c *stage.Config) { c.StreamWhenNoWAL = true; c.WALPath = "/nonexistent" }),
+				"streamed from the source; the WAL path is ignored, as in the original")
 		})
 
 		t.Run("WAL removed needs a resync", func(t *testing.T) {
