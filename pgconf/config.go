@@ -57,6 +57,12 @@ type Config struct {
 	// Overrides chooses how Set treats a setting in effect outside the
 	// main file; the zero value is EditEffective.
 	Overrides OverridePolicy
+	// Root, when set, confines Save: a file whose resolved path lies
+	// outside this directory, or that is a symbolic link, is not written
+	// (an [OutsideRootError]). Files outside it are still read, as the
+	// server reads them. The zero value writes wherever the files are,
+	// following symbolic links.
+	Root string
 
 	mainPath string
 	autoPath string

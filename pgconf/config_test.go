@@ -384,3 +384,70 @@ func TestIncludePathsByVersion(t *testing.T) {
 		})
 	}
 }
+
+// With a Root, Save writes nothing outside it: not through a symbolic link
+// (the main file links out, as a crafted backup can have it), not into an
+// included file named by an absolute path elsewhere. Reading them is fine.
+func TestSaveConfinedToRoot(t *testing.T) {
+	outside := t.TempDir()
+	outsideConf := filepath.Join(outside, "outside.conf")
+	require.NoError(t, os.WriteFile(outsideConf, []byte("port = 1\narchive_command = 'cp %p /archive'\n"), 0o644))
+
+	t.Run("symlinked main file", func(t *testing.T) {
+		data := t.TempDir()
+		require.NoError(t, os.Symlink(outsideConf, filepath.Join(data, "postgresql.conf")))
+		c, err := pgconf.Load(data)
+		require.NoError(t, err)
+		c.Root = data
+		_, err = c.Set("port", "2")
+		require.NoError(t, err)
+		_, err = c.Comment("archive_command")
+		require.NoError(t, err)
+		err = c.Save()
+		require.ErrorIs(t, err, pgconf.ErrOutsideRoot)
+		var oe *pgconf.OutsideRootError
+		require.ErrorAs(t, err, &oe)
+		assert.True(t, oe.Symlink)
+		assert.Contains(t, err.Error(), filepath.Join(data, "postgresql.conf"))
+		assert.Contains(t, err.Error(), data)
+		assert.Equal(t, "port = 1\narchive_command = 'cp %p /archive'\n", readFile(t, outsideConf))
+	})
+	t.Run("absolute include", func(t *testing.T) {
+		data := t.TempDir()
+		main := filepath.Join(data, "postgresql.conf")
+		require.NoError(t, os.WriteFile(main, []byte("work_mem = 1MB\ninclude '"+outsideConf+"'\n"), 0o600))
+		c, err := pgconf.Load(data)
+		require.NoError(t, err)
+		c.Root = data
+		s, ok := c.Get("port")
+		require.True(t, ok, "read outside the root")
+		assert.Equal(t, outsideConf, s.File)
+		require.ErrorIs(t, c.Writable(s.File), pgconf.ErrOutsideRoot)
+		require.NoError(t, c.Writable(main))
+		_, err = c.Set("work_mem", "2MB") // inside: would be written
+		require.NoError(t, err)
+		_, err = c.Set("port", "2")
+		require.NoError(t, err)
+		err = c.Save()
+		var oe *pgconf.OutsideRootError
+		require.ErrorAs(t, err, &oe)
+		assert.Equal(t, outsideConf, oe.File)
+		assert.False(t, oe.Symlink)
+		assert.Equal(t, "port = 1\narchive_command = 'cp %p /archive'\n", readFile(t, outsideConf))
+		assert.Equal(t, "work_mem = 1MB\ninclude '"+outsideConf+"'\n", readFile(t, main), "nothing is written when one file is refused")
+	})
+	t.Run("symlinked data directory", func(t *testing.T) {
+		// A root reached through a link is resolved too: its files are in.
+		real := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(real, "postgresql.conf"), []byte("port = 1\n"), 0o600))
+		link := filepath.Join(t.TempDir(), "data")
+		require.NoError(t, os.Symlink(real, link))
+		c, err := pgconf.Load(link)
+		require.NoError(t, err)
+		c.Root = link
+		_, err = c.Set("port", "2")
+		require.NoError(t, err)
+		require.NoError(t, c.Save())
+		assert.Equal(t, "port = 2\n", readFile(t, filepath.Join(real, "postgresql.conf")))
+	})
+}

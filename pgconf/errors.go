@@ -133,3 +133,27 @@ func (e *InvalidSettingError) Error() string {
 func (e *InvalidSettingError) Unwrap() error { return ErrInvalidSetting }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// ErrOutsideRoot is wrapped by every [OutsideRootError].
+var ErrOutsideRoot = errors.New("pgconf: file outside the root")
+
+// OutsideRootError is a file that Save will not write because [Config.Root]
+// is set and the file lies outside it, or is a symbolic link there (which
+// a write would follow, or replace).
+type OutsideRootError struct {
+	File     string // the file as the configuration names it
+	Resolved string // where a write would land, symbolic links resolved
+	Root     string
+	Symlink  bool // File itself is a symbolic link
+}
+
+func (e *OutsideRootError) Error() string {
+	what := "resolves to \"" + e.Resolved + "\", outside"
+	if e.Symlink {
+		what = "is a symbolic link in"
+	}
+	return "pgconf: refusing to write \"" + e.File + "\": it " + what + " the root \"" + e.Root +
+		"\"; leave that file alone and override the setting in a file inside the root (postgresql.auto.conf is read last)"
+}
+
+func (e *OutsideRootError) Unwrap() error { return ErrOutsideRoot }

@@ -57,10 +57,14 @@ func ExampleConfig_Get() {
 	// Output: work_mem = 64MB from postgresql.auto.conf line 1
 }
 
-// Values are quoted for the configuration file, not for SQL.
+// Values are quoted for the configuration file, not for SQL. A
+// primary_conninfo names a password file, never the password; its values
+// are quoted by libpq's rules first (' and \ escaped with \), then the whole
+// string by the file's (' doubled, \ doubled).
 func ExampleQuote() {
-	fmt.Println(pgconf.Quote(`host=primary password='s3cr et\' user=replicator`))
-	// Output: 'host=primary password=''s3cr et\\'' user=replicator'
+	conninfo := `host=primary.example port=5432 user=replicator passfile='/var/lib/pgstage/staging 1.pgpass' application_name='o\'brien'`
+	fmt.Println("primary_conninfo =", pgconf.Quote(conninfo))
+	// Output: primary_conninfo = 'host=primary.example port=5432 user=replicator passfile=''/var/lib/pgstage/staging 1.pgpass'' application_name=''o\\''brien'''
 }
 
 // Syntax errors read as the server's own.

@@ -218,14 +218,7 @@ func TestSetupConfigReadByServer(t *testing.T) {
 		require.NoError(t, err)
 		res, err := s.Setup(context.Background())
 		require.NoError(t, err)
-		show := func(name string) string {
-			cmd := pgtest.Command(context.Background(), filepath.Join(bin, "postgres"), "-D", data, "-C", name)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			require.NoError(t, err, "postgres -C %s: %s", name, stderr.String())
-			return strings.TrimSpace(string(out))
-		}
+		show := func(name string) string { return postgresC(t, bin, data, name) }
 		want := map[string]string{
 			"port": "6543", "max_connections": "37", "max_worker_processes": "9",
 			"max_prepared_transactions": "3", "max_locks_per_transaction": "71",
@@ -242,4 +235,16 @@ func TestSetupConfigReadByServer(t *testing.T) {
 			assert.Equal(t, v, show(name), name)
 		}
 	})
+}
+
+// postgresC returns the parameter name as the server of bin reads the
+// configuration of data (postgres -C).
+func postgresC(t *testing.T, bin, data, name string) string {
+	t.Helper()
+	cmd := pgtest.Command(context.Background(), filepath.Join(bin, "postgres"), "-D", data, "-C", name)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "postgres -C %s: %s", name, stderr.String())
+	return strings.TrimSpace(string(out))
 }

@@ -39,6 +39,11 @@ type Result struct {
 	Raised []Raised
 	// Set lists the other settings given their staging values.
 	Set []Change
+	// Overridden lists the settings in effect from a file outside the data
+	// directory (an absolute include, a symbolic link out of it), which
+	// Setup does not edit: each is overridden in postgresql.auto.conf, which
+	// the server reads last. They are in Set, Neutralised or Raised too.
+	Overridden []Overridden `json:",omitempty"`
 	// OwnersFixed: the data directory was given to the OS user, or its mode
 	// made 0700.
 	OwnersFixed bool
@@ -58,6 +63,15 @@ type Neutralised struct {
 type Raised struct {
 	Name     string
 	From, To int
+}
+
+// Overridden is a setting left as it is in a file outside the data
+// directory and overridden in postgresql.auto.conf.
+type Overridden struct {
+	Name, Value string // as found
+	File        string
+	Line        int
+	To          string // the value in postgresql.auto.conf
 }
 
 // Change is a setting given a new value.
@@ -103,7 +117,10 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica: the server would reject this configuration, fix it first: %w", err)
 	}
-	ed := &editor{conf: conf, res: res, dataDir: s.cfg.DataDir}
+	// Files the backup brought from outside the data directory (an absolute
+	// include, a symbolic link out of it) are read but never written.
+	conf.Root = s.cfg.DataDir
+	ed := &editor{conf: conf, res: res, dataDir: s.cfg.DataDir, logDirectory: r.logDirectory}
 	ed.set("port", strconv.Itoa(s.cfg.Port))
 	ed.set("unix_socket_directories", s.cfg.SocketDir)
 	ed.set("listen_addresses", s.cfg.ListenAddresses)
@@ -114,7 +131,6 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 	// Standby settings that no file sets yet go into postgresql.auto.conf,
 	// as pg_basebackup -R does; those set somewhere are edited where they
 	// take effect.
-	var appendAuto [][2]string
 	if r.recoveryConf {
 		if err := s.writeRecoveryConf(res); err != nil {
 			return nil, err
@@ -133,11 +149,7 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 			ed.comment("primary_slot_name", "a slot of the source's own standby setup")
 		}
 		for _, kv := range standby {
-			if _, ok := conf.Get(kv[0]); ok {
-				ed.set(kv[0], kv[1])
-			} else {
-				appendAuto = append(appendAuto, kv)
-			}
+			ed.setIn(kv[0], kv[1], true)
 		}
 	}
 	if ed.err != nil {
@@ -151,10 +163,10 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 	if err := conf.Save(); err != nil {
 		return nil, fmt.Errorf("replica: saving the configuration: %w", err)
 	}
+	if err := s.appendAutoConf(ed.auto, res); err != nil {
+		return nil, err
+	}
 	if !r.recoveryConf {
-		if err := s.appendAutoConf(appendAuto, res); err != nil {
-			return nil, err
-		}
 		if err := s.writeSignal(res); err != nil {
 			return nil, err
 		}
@@ -290,7 +302,10 @@ func (s *Standby) writeRecoveryConf(res *Result) error {
 	return nil
 }
 
-// appendAutoConf adds settings that no file sets to postgresql.auto.conf.
+// appendAutoConf adds to postgresql.auto.conf the settings that no file
+// sets and those that override a file outside the data directory. A
+// postgresql.auto.conf that is a symbolic link is replaced, not written
+// through.
 func (s *Standby) appendAutoConf(settings [][2]string, res *Result) error {
 	if len(settings) == 0 {
 		return nil
@@ -309,7 +324,6 @@ func (s *Standby) appendAutoConf(settings [][2]string, res *Result) error {
 	}
 	for _, kv := range settings {
 		fmt.Fprintf(buf, "%s = %s\n", kv[0], pgconf.Quote(kv[1]))
-		res.Set = append(res.Set, Change{Name: kv[0], To: kv[1]})
 	}
 	if err := s.writeFile(path, buf.Bytes()); err != nil {
 		return err
