@@ -454,7 +454,7 @@ func stagingConfig(t *testing.T, p *pgtest.Primary, backupPath string) stage.Con
 		Source:       stage.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword, SSLMode: "disable"},
 		Staging: stage.Staging{
 			DataDir:   filepath.Join(dir, "data"),
-			Port:      freePort(t),
+			Port:      pgtest.FreePort(t),
 			BinDir:    pgtest.BinDir(t, p.Major),
 			SocketDir: dir,
 		},
@@ -559,15 +559,6 @@ func (s *staging) waitRow(t *testing.T, id int64) {
 	t.Fatalf("row %d never reached the staging on port %d: %v", id, s.cfg.Staging.Port, last)
 }
 
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestBenchLinkVsShell is the driver of bench/stage.sh: a source of at least
 // 1 GiB, one backup, and in alternating rounds the shell procedure (tar -xf,
 // config, pg_ctl start -w, poll pg_stat_wal_receiver) and stage.Linker's Link
@@ -605,7 +596,7 @@ func TestBenchLinkVsShell(t *testing.T) {
 	shell := func() time.Duration {
 		root := pgtest.TempDir(t)
 		data := filepath.Join(root, "data")
-		cmd := exec.Command("bash", script, "procedure", b.Location, data, p.BinDir, strconv.Itoa(freePort(t)), root,
+		cmd := exec.Command("bash", script, "procedure", b.Location, data, p.BinDir, strconv.Itoa(pgtest.FreePort(t)), root,
 			p.Host, strconv.Itoa(p.Port), p.ReplUser, filepath.Join(root, "shell.pgpass"), user.Name)
 		cmd.Env = append(os.Environ(), "PGSTAGE_BENCH_PASSWORD="+p.ReplPassword)
 		syscall.Sync() // start both sides with no dirty pages left by the other

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,10 +29,7 @@ func TestCLI(t *testing.T) {
 	dir := pgtest.TempDir(t)
 	pwFile := filepath.Join(t.TempDir(), "password")
 	require.NoError(t, os.WriteFile(pwFile, []byte(p.ReplPassword+"\n"), 0o600))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := pgtest.FreePort(t)
 	cfg := map[string]any{
 		"backup_path":   b.Path,
 		"backup_settle": -1,
