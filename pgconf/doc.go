@@ -41,6 +41,19 @@
 // [Config.Save] writes the changed files atomically, keeping their mode and
 // owner.
 //
+// # Confinement
+//
+// Files are read wherever the server would read them, but a configuration
+// that came from elsewhere (a restored backup) can name files outside the
+// directory being prepared: an include with an absolute path, a
+// postgresql.conf that is a symbolic link. Setting [Config.Root] confines
+// [Config.Save]: a changed file whose resolved directory lies outside Root,
+// or that is itself a symbolic link, is refused with an [OutsideRootError]
+// ([ErrOutsideRoot]) and nothing is written; [Config.Writable] answers the
+// same question beforehand, so a caller can put its override in a file it
+// may write (postgresql.auto.conf, read last). The zero Root writes where
+// the files are, following symbolic links.
+//
 // # Checking against the server binaries
 //
 // A [Checker] asks the postgres binary of the version that will read the

@@ -27,6 +27,16 @@
 //     archive_library, archive_mode = always) are neutralised and reported
 //     in the [Result]. A backup without postgresql.conf, pg_hba.conf or
 //     pg_ident.conf (Debian keeps them in /etc) gets minimal ones.
+//   - No file outside the data directory is ever written, even when Setup
+//     runs as root: a setting to change that is in effect from such a file
+//     (an include with an absolute path of the source's host, a
+//     postgresql.conf that is a symbolic link out of the directory) is
+//     overridden in postgresql.auto.conf, which the server reads last,
+//     with the staging's value or, for what would be commented out, a
+//     harmless one (an empty archive_command or recovery_target_time, ...),
+//     and listed in [Result].Overridden. A data_directory or config_file
+//     set from outside cannot be overridden that way: Setup then fails,
+//     naming the file.
 //   - The hot-standby parameters (max_connections, max_worker_processes,
 //     max_wal_senders from 12, max_prepared_transactions,
 //     max_locks_per_transaction) are raised to the source's values, read
