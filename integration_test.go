@@ -212,6 +212,7 @@ func TestLinkerBadInputs(t *testing.T) {
 				c.Staging.BinDir = pgtest.BinDir(t, otherMajor)
 			}, "3 problem(s)", nil},
 			{"unknown setting", func(c *stage.Config) { c.Settings = []stage.Setting{{Name: "no_such_setting", Value: "1"}} }, "no_such_setting", nil},
+			{"setting the watcher needs", func(c *stage.Config) { c.Settings = []stage.Setting{{Name: "lc_messages", Value: "de_DE.UTF-8"}} }, "lc_messages is managed by pgstage", nil},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -229,6 +230,7 @@ func TestLinkerBadInputs(t *testing.T) {
 					require.ErrorIs(t, err, tc.is)
 				}
 				require.NotContains(t, err.Error(), p.ReplPassword)
+				require.NotContains(t, err.Error(), cfg.Source.Password, "the password supplied must not be in the error either")
 				entries, _ := os.ReadDir(cfg.Staging.DataDir)
 				for _, e := range entries {
 					require.Equal(t, "x", e.Name(), "preflight touched the data directory")

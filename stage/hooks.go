@@ -8,7 +8,10 @@ import (
 	"os/exec"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/pgstage/pgstage/internal/secret"
 )
 
 // Hook points.
@@ -162,7 +165,7 @@ func (l *Linker) runHooks(ctx context.Context, point string, hooks []Hook, env H
 			continue
 		}
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.Command)
-		cmd.Env = append(os.Environ(), env.Environ()...)
+		cmd.Env = append(hookBaseEnv(l.cfg.Source.Password), env.Environ()...)
 		cmd.Dir = l.cfg.Staging.StateDir
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &capWriter{b: &out}, &capWriter{b: &out}
@@ -181,4 +184,23 @@ func (w *capWriter) Write(p []byte) (int, error) {
 		w.b.Write(p[:min(room, len(p))])
 	}
 	return len(p), nil
+}
+
+// hookBaseEnv is the environment a hook command inherits: ours, less every
+// libpq variable (PGPASSWORD above all; the hook gets its own PG* for the
+// staging) and less any variable that holds the source password, such as
+// the one examples/link reads it from.
+func hookBaseEnv(password string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PG") && !strings.HasPrefix(k, "PGSTAGE_") || k == "PGSTAGE_SOURCE_PASSWORD" {
+			continue
+		}
+		if password != "" && secret.Contains(v, password) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }

@@ -29,6 +29,7 @@ var reserved = map[string]string{
 	"primary_slot_name":        "use Staging.SlotName",
 	"hot_standby":              "the standby's version decides it",
 	"recovery_target_timeline": "a staging follows the source's latest timeline",
+	"lc_messages":              "the watcher reads the server's messages in English",
 }
 
 // validateSettings checks the user's settings with the staging binaries'

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgstage/pgstage/backupsel"
+	"github.com/pgstage/pgstage/internal/secret"
 )
 
 // sourceInfo is what a replication connection to the source told.
@@ -42,17 +43,9 @@ func connectReplication(ctx context.Context, src Source) (*pgconn.PgConn, error)
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("replication connection to %s:%d as %s: %w", src.Host, src.Port, src.User, redact(err, src.Password))
+		return nil, fmt.Errorf("replication connection to %s:%d as %s: %w", src.Host, src.Port, src.User, secret.Error(err, src.Password))
 	}
 	return conn, nil
-}
-
-// redact keeps a password out of an error, should a driver ever echo it.
-func redact(err error, password string) error {
-	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
-		return err
-	}
-	return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), password, "********"))
 }
 
 // identifySource connects to the source as the replication role and asks

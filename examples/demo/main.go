@@ -33,6 +33,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgstage/pgstage/internal/secret"
 	"github.com/pgstage/pgstage/stage"
 	"github.com/pgstage/pgstage/walwatch"
 )
@@ -347,7 +348,8 @@ func (s *source) exec(ctx context.Context, sqls ...string) error {
 	defer conn.Close(context.Background())
 	for _, q := range sqls {
 		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+			// The statement may hold the demo role's password.
+			return secret.Error(fmt.Errorf("%s: %w", secret.Redact(q, s.password), err), s.password)
 		}
 	}
 	return nil

@@ -164,6 +164,9 @@ func load(path string) (stage.Config, error) {
 			return cfg, fmt.Errorf("no source password: set %s, or name a password_file in %s", name, path)
 		}
 		cfg.Source.Password = pw
+		// Hooks and servers this process starts inherit its environment:
+		// the password must not travel with it.
+		os.Unsetenv(name)
 	}
 	return cfg, nil
 }
