@@ -88,6 +88,12 @@ func applySettings(dataDir string, settings []Setting, pgVersion string) (string
 	if err != nil {
 		return "", err
 	}
+	// The backup's postgresql.conf may include files by absolute paths of
+	// the source host, or be a link: never write outside the staging.
+	// (replica has already moved its own settings into postgresql.auto.conf
+	// when their files lie outside; a user setting there is refused, naming
+	// the file, rather than written.)
+	conf.Root = dataDir
 	for _, s := range append(append([]Setting(nil), ownSettings...), settings...) {
 		if s.Comment {
 			_, err = conf.Comment(s.Name)
