@@ -19,6 +19,11 @@ var ErrMultiplePaths = errors.New("backupsel: more than one backup path given; e
 // files and RestoreOptions.Overwrite is false.
 var ErrNotEmpty = errors.New("backupsel: data directory is not empty")
 
+// ErrUnsafeEntry is matched by every [*UnsafeEntryError]:
+// errors.Is(err, ErrUnsafeEntry) tells a refused archive entry from other
+// restore failures.
+var ErrUnsafeEntry = errors.New("backupsel: unsafe archive entry")
+
 // NoBackupError says what Select looked for, where, and what each candidate
 // lacked. errors.Is(err, ErrNoBackup) is true for it.
 type NoBackupError struct {
@@ -68,7 +73,9 @@ func (e *PermissionError) Unwrap() error { return e.Err }
 
 // UnsafeEntryError is returned by Restore for an archive entry that would
 // write outside the target (absolute path, "..", a link leaving the target) or
-// that is of a type a data directory never holds (device, FIFO).
+// that is of a type a data directory never holds (device, FIFO, a symbolic
+// link other than pg_tblspc/<oid> in base.tar). errors.Is(err,
+// ErrUnsafeEntry) is true for it.
 type UnsafeEntryError struct {
 	Archive string // archive file (zip entries read "x.zip:base.tar")
 	Entry   string // entry name as stored in the archive
@@ -78,6 +85,9 @@ type UnsafeEntryError struct {
 func (e *UnsafeEntryError) Error() string {
 	return fmt.Sprintf("backupsel: refusing entry %q in %s: %s", e.Entry, e.Archive, e.Reason)
 }
+
+// Is reports whether target is ErrUnsafeEntry.
+func (e *UnsafeEntryError) Is(target error) bool { return target == ErrUnsafeEntry }
 
 // ArchiveError reports an archive that cannot be read as a whole tar stream
 // (cut short, corrupt, wrong compression), naming the archive.

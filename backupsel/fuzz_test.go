@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +53,9 @@ func FuzzRestoreTar(f *testing.F) {
 		&tar.Header{Name: "pg_tblspc/16400/x", Typeflag: tar.TypeReg, Size: 1}))
 	f.Add(fuzzTar(&tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "x"},
 		&tar.Header{Name: "l", Typeflag: tar.TypeReg, Size: 1}))
+	f.Add(fuzzTar(&tar.Header{Name: "d/", Typeflag: tar.TypeDir},
+		&tar.Header{Name: "d/up", Typeflag: tar.TypeSymlink, Linkname: ".."},
+		&tar.Header{Name: "postgresql.conf", Typeflag: tar.TypeSymlink, Linkname: "d/up/../outside.conf"}))
 	f.Add(fuzzTar(&tar.Header{Name: "dev", Typeflag: tar.TypeChar}))
 	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0})
@@ -90,29 +95,36 @@ func FuzzRestoreTar(f *testing.F) {
 		if len(entries) != 1 || entries[0].Name() != "data" {
 			t.Fatalf("wrote outside the target: %v", entries)
 		}
+		realRoot, err := resolvePath(root, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inside := func(p string) bool { return p == realRoot || strings.HasPrefix(p, realRoot+"/") }
 		err = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
 			if err != nil {
 				return err
 			}
-			if info.Mode()&os.ModeSymlink == 0 {
-				if !info.Mode().IsRegular() && !info.IsDir() {
-					t.Fatalf("%s: special file %v restored", p, info.Mode())
+			switch {
+			case info.Mode()&os.ModeSymlink != 0:
+				target, err := os.Readlink(p)
+				if err != nil {
+					return err
 				}
-				return nil
+				if p == filepath.Join(root, "pg_tblspc", "16400") && target == ts {
+					return nil
+				}
+			case info.Mode().IsRegular(), info.IsDir():
+			default:
+				t.Fatalf("%s: special file %v restored", p, info.Mode())
 			}
-			target, err := os.Readlink(p)
+			// Resolve through every link on the way, as the kernel would
+			// when something later opens p for writing.
+			resolved, err := resolvePath(p, 0)
 			if err != nil {
-				return err
+				return nil // a link loop: nothing can be written through it
 			}
-			if p == filepath.Join(root, "pg_tblspc", "16400") && target == ts {
-				return nil
-			}
-			if filepath.IsAbs(target) {
-				t.Fatalf("%s: absolute link to %s", p, target)
-			}
-			resolved := filepath.Join(filepath.Dir(p), target)
-			if resolved != root && !strings.HasPrefix(resolved, root+"/") {
-				t.Fatalf("%s: link to %s resolves outside the target", p, target)
+			if !inside(resolved) {
+				t.Fatalf("%s resolves to %s, outside the target %s", p, resolved, realRoot)
 			}
 			return nil
 		})
@@ -120,6 +132,53 @@ func FuzzRestoreTar(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+var errLinkLoop = errors.New("too many levels of symbolic links")
+
+// resolvePath is filepath.EvalSymlinks that also resolves dangling links: the
+// part of p from the first missing component on is joined as text, which is
+// where a file created through p would land.
+func resolvePath(p string, depth int) (string, error) {
+	if depth > 40 {
+		return "", errLinkLoop
+	}
+	// Split without cleaning: "l/.." must go to the parent of l's target,
+	// not back to where l is.
+	parts := strings.Split(p, "/")
+	cur := "/"
+	for i, part := range parts {
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, part)
+		info, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return filepath.Join(append([]string{cur}, parts[i:]...)...), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if info.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = cur + "/" + target
+		}
+		if cur, err = resolvePath(target, depth+1); err != nil {
+			return "", err
+		}
+	}
+	return cur, nil
 }
 
 // FuzzParseName checks the name parser never panics and that what it accepts

@@ -1,6 +1,7 @@
 package backupsel_test
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"os"
@@ -189,8 +190,9 @@ func TestRestoreRefusesUnsafeEntries(t *testing.T) {
 		entry tarFile
 		why   string
 	}{
-		{"symlink outside", tarFile{name: "base/evil", typ: '2', link: "../../../etc"}, "points outside the target"},
-		{"absolute symlink", tarFile{name: "evil", typ: '2', link: "/etc/passwd"}, "absolute path"},
+		{"symlink outside", tarFile{name: "base/evil", typ: '2', link: "../../../etc"}, "only at pg_tblspc/<oid>"},
+		{"absolute symlink", tarFile{name: "evil", typ: '2', link: "/etc/passwd"}, "only at pg_tblspc/<oid>"},
+		{"symlink inside", tarFile{name: "base/l", typ: '2', link: "1"}, "only at pg_tblspc/<oid>"},
 		{"hard link outside", tarFile{name: "evil", typ: '1', link: "/etc/passwd"}, "outside the target"},
 		{"hard link to nothing restored", tarFile{name: "evil", typ: '1', link: "nothing/here"}, "not a file restored"},
 		{"device", tarFile{name: "dev", typ: '3'}, "device file"},
@@ -219,12 +221,73 @@ func TestRestoreRefusesUnsafeEntries(t *testing.T) {
 			_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{})
 			var ue *backupsel.UnsafeEntryError
 			require.ErrorAs(t, err, &ue)
+			require.ErrorIs(t, err, backupsel.ErrUnsafeEntry)
 			assert.Equal(t, tc.entry.name, ue.Entry)
 			assert.Equal(t, filepath.Join(dir, "base.tar"), ue.Archive)
 			assert.Contains(t, ue.Reason, tc.why)
 			left, err := os.ReadDir(data)
 			require.NoError(t, err)
 			assert.Empty(t, left, "a failed restore leaves the data directory empty")
+		})
+	}
+}
+
+// TestRestoreRefusesSymlinkChains restores archives whose links each look
+// harmless as text: d/up -> .. stays inside, and postgresql.conf ->
+// d/up/../outside.conf joins to outside.conf, yet through the first link the
+// second resolves to the data directory's parent, so a later edit of
+// postgresql.conf would write outside. Only pg_tblspc/<oid> in base.tar may
+// be a link; links in pg_wal.tar and tablespace archives are refused too.
+func TestRestoreRefusesSymlinkChains(t *testing.T) {
+	chain := []tarFile{
+		{name: "d/", typ: tar.TypeDir},
+		{name: "d/up", typ: tar.TypeSymlink, link: ".."},
+		{name: "postgresql.conf", typ: tar.TypeSymlink, link: "d/up/../outside.conf"},
+	}
+	tests := []struct {
+		name    string
+		archive string // file in the backup that holds entries
+		entries []tarFile
+		refused string // entry named by the error
+	}{
+		{"two-link chain in base.tar", "base.tar", chain, "d/up"},
+		{"pg_wal link in base.tar", "base.tar", []tarFile{{name: "pg_wal2", typ: tar.TypeSymlink, link: "pg_wal"}}, "pg_wal2"},
+		{"link in pg_wal.tar", "pg_wal.tar", []tarFile{{name: "000000010000000000000009", typ: tar.TypeSymlink, link: fxStartSeg}}, "000000010000000000000009"},
+		{"pg_tblspc link in pg_wal.tar", "pg_wal.tar", []tarFile{{name: "pg_tblspc/16400", typ: tar.TypeSymlink, link: "x"}}, "pg_tblspc/16400"},
+		{"link in a tablespace archive", fmt.Sprintf("%d.tar", fxOID), []tarFile{{name: "PG_15_202209061/l", typ: tar.TypeSymlink, link: "5"}}, "PG_15_202209061/l"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tmp := t.TempDir()
+			fx := fixture{Tablespace: filepath.Join(tmp, "src-ts")}
+			files := fx.build(t)
+			var entries []tarFile
+			switch tc.archive {
+			case "base.tar":
+				entries = append(entries, tarFile{name: "backup_label", body: []byte(backupLabel())},
+					tarFile{name: "PG_VERSION", body: []byte("15\n")},
+					tarFile{name: fmt.Sprintf("pg_tblspc/%d", fxOID), typ: tar.TypeSymlink, link: fx.Tablespace})
+				entries = append(entries, tc.entries...)
+				entries = append(entries, tarFile{name: "global/pg_control", body: pgControl(1)})
+			case "pg_wal.tar":
+				entries = append([]tarFile{{name: fxStartSeg, body: []byte("seg")}}, tc.entries...)
+			default:
+				entries = append([]tarFile{{name: "PG_15_202209061/", typ: tar.TypeDir}, {name: "PG_15_202209061/5/", typ: tar.TypeDir}}, tc.entries...)
+			}
+			files[tc.archive] = makeTar(t, entries, 0o600)
+			writeFiles(t, dir, files)
+			b, err := backupsel.Select(context.Background(), dir, backupsel.Options{})
+			require.NoError(t, err)
+			data := filepath.Join(tmp, "data")
+			_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{})
+			require.ErrorIs(t, err, backupsel.ErrUnsafeEntry)
+			var ue *backupsel.UnsafeEntryError
+			require.ErrorAs(t, err, &ue)
+			assert.Equal(t, tc.refused, ue.Entry)
+			assert.Equal(t, filepath.Join(dir, tc.archive), ue.Archive)
+			assert.NoDirExists(t, data, "a failed restore removes the data directory it created")
+			assert.NoFileExists(t, filepath.Join(tmp, "outside.conf"))
 		})
 	}
 }
