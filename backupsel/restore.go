@@ -19,17 +19,22 @@ import (
 )
 
 // RestoreOptions configure Restore. The zero value restores into an empty or
-// absent data directory, tablespaces to the locations they had on the source,
-// files owned by the current user, without fsync.
+// absent data directory, tablespaces into <dataDir>.tablespaces/<oid>, files
+// owned by the current user, without fsync.
 type RestoreOptions struct {
-	// Overwrite allows a non-empty data directory (and non-empty tablespace
-	// directories): their contents are removed first.
+	// Overwrite allows a non-empty data directory and non-empty tablespace
+	// directories under TablespaceDir: their contents are removed first.
+	// A TablespaceMapping destination is never cleared: it must be empty.
 	Overwrite bool
 	// TablespaceMapping moves tablespaces, like pg_basebackup
 	// --tablespace-mapping: source location -> new location (absolute).
 	TablespaceMapping map[string]string
-	// TablespaceDir, if set, holds unmapped tablespaces as
-	// TablespaceDir/<oid>; empty keeps the source's location.
+	// TablespaceDir holds unmapped tablespaces as TablespaceDir/<oid>;
+	// empty means <dataDir>.tablespaces. Tablespaces never go to the
+	// location the backup names (tablespace_map or the pg_tblspc link):
+	// that is where the source keeps its own, possibly on this host, and a
+	// backup could name any directory. Destinations inside or above the
+	// data directory are refused.
 	TablespaceDir string
 	// UID and GID own every restored file when either is non-zero (the
 	// process must be root); PostgreSQL refuses a data directory it does not
@@ -69,15 +74,17 @@ type RestoreResult struct {
 }
 
 // Restore writes the backup into dataDir: base.tar into dataDir, pg_wal.tar
-// into its pg_wal (pg_xlog before 10), tablespace archives to their
-// locations (see RestoreOptions.TablespaceMapping) with the pg_tblspc links
+// into its pg_wal (pg_xlog before 10), tablespace archives to
+// <dataDir>.tablespaces/<oid> (see RestoreOptions.TablespaceDir and
+// TablespaceMapping) with the pg_tblspc links
 // and tablespace_map pointing there, WAL from the WAL path into pg_wal, and
 // backup_manifest beside base.tar's files. Archives are streamed: compressed
 // ones are decoded on the fly and zip entries read in place.
 //
-// Entries that would leave the target (absolute paths, "..", symbolic links
-// pointing outside, hard links to files not restored from the archive) and
-// device or FIFO entries are refused with an [*UnsafeEntryError].
+// Entries that would leave the target (absolute paths, "..", hard links to
+// files not restored from the archive), symbolic links other than
+// pg_tblspc/<oid> in base.tar, and device or FIFO entries are refused with
+// an [*UnsafeEntryError].
 // global/pg_control is written last, so a restore cut short cannot start;
 // on any error the data directory (and new tablespace directories) are left
 // empty. postmaster.pid and postmaster.opts are skipped.
@@ -118,24 +125,37 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	if err := x.prepareDir(root, opts.Overwrite, "data directory"); err != nil {
 		return nil, err
 	}
-	// Tablespace destinations.
+	// Tablespace destinations. The locations come from the backup, which
+	// is not trusted to name directories to write into (or to clear).
 	x.tsDest = map[uint32]string{}
 	moved := false
+	tsDir := opts.TablespaceDir
+	if tsDir == "" {
+		tsDir = root + ".tablespaces"
+	}
+	if tsDir, err = filepath.Abs(tsDir); err != nil {
+		return nil, fmt.Errorf("backupsel: %w", err)
+	}
 	for _, ts := range b.Tablespaces {
-		dest, ok := opts.TablespaceMapping[ts.Location]
-		switch {
-		case ok:
-		case opts.TablespaceDir != "":
-			dest = filepath.Join(opts.TablespaceDir, strconv.FormatUint(uint64(ts.OID), 10))
-		default:
-			dest = ts.Location
+		oid := strconv.FormatUint(uint64(ts.OID), 10)
+		dest, mapped := opts.TablespaceMapping[ts.Location]
+		if !mapped {
+			dest = filepath.Join(tsDir, oid)
 		}
 		if !filepath.IsAbs(dest) {
-			return nil, fmt.Errorf("backupsel: tablespace %d: location %q is not absolute", ts.OID, dest)
+			return nil, fmt.Errorf("backupsel: tablespace %s: mapped location %q is not absolute", oid, dest)
 		}
 		dest = filepath.Clean(dest)
+		if within(dest, root) || within(root, dest) {
+			return nil, fmt.Errorf("backupsel: tablespace %s (source location %s): destination %s is inside or above the data directory %s; set RestoreOptions.TablespaceMapping or TablespaceDir elsewhere",
+				oid, ts.Location, dest, root)
+		}
 		moved = moved || dest != ts.Location
-		if err := x.prepareDir(dest, opts.Overwrite, "tablespace "+strconv.FormatUint(uint64(ts.OID), 10)+" directory"); err != nil {
+		// Overwrite clears only directories under the tablespace directory
+		// the caller chose (or the default beside the data directory);
+		// a mapped destination elsewhere must be empty.
+		clear := opts.Overwrite && within(dest, tsDir)
+		if err := x.prepareDir(dest, clear, "tablespace "+oid+" directory"); err != nil {
 			return nil, err
 		}
 		x.tsDest[ts.OID] = dest
@@ -221,6 +241,11 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	x.report(true)
 	res.Files, res.Bytes, res.Skipped = x.files, x.done, x.skipped
 	return res, nil
+}
+
+// within reports whether p is dir or below it (both clean and absolute).
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
 // extractor writes archive entries under a target, keeping track of what it

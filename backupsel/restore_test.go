@@ -150,21 +150,55 @@ func TestRestoreTablespace(t *testing.T) {
 	}
 }
 
-func TestRestoreTablespaceDirAndRefusal(t *testing.T) {
+// TestRestoreTablespaceDestinations checks tablespaces never go to (or clear)
+// the location the backup names: by default they go beside the data
+// directory, a mapped directory is never cleared, and destinations inside or
+// above the data directory are refused.
+func TestRestoreTablespaceDestinations(t *testing.T) {
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "in-use")
 	require.NoError(t, os.MkdirAll(src, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(src, "PG_VERSION"), []byte("15\n"), 0o600))
 	b := selectFixture(t, fixture{Tablespace: src}, backupsel.LayoutFolder)
-
+	oid := fmt.Sprint(fxOID)
 	data := filepath.Join(tmp, "data")
-	_, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{})
-	require.ErrorIs(t, err, backupsel.ErrNotEmpty, "the source's own tablespace directory is not overwritten")
-	assert.NoDirExists(t, data, "a failed restore removes the data directory it created")
 
-	res, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{TablespaceDir: filepath.Join(tmp, "spaces")})
+	res, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{Overwrite: true})
 	require.NoError(t, err)
-	assert.Equal(t, filepath.Join(tmp, "spaces", fmt.Sprint(fxOID)), res.Tablespaces[0].Location)
+	assert.Equal(t, []backupsel.Tablespace{{OID: fxOID, Location: filepath.Join(tmp, "data.tablespaces", oid)}}, res.Tablespaces)
+	assert.FileExists(t, filepath.Join(tmp, "data.tablespaces", oid, "PG_15_202209061", "5", "16401"))
+	assert.FileExists(t, filepath.Join(src, "PG_VERSION"), "the source's own tablespace directory is left alone")
+	assert.NoDirExists(t, filepath.Join(src, "PG_15_202209061"))
+
+	// Overwrite clears a directory under the chosen TablespaceDir.
+	res, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{Overwrite: true, TablespaceDir: filepath.Join(tmp, "data.tablespaces")})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(tmp, "data.tablespaces", oid), res.Tablespaces[0].Location)
+
+	// A mapped destination holding files is refused even with Overwrite.
+	mine := filepath.Join(tmp, "mine")
+	require.NoError(t, os.MkdirAll(mine, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(mine, "keep"), []byte("x"), 0o600))
+	_, err = b.Restore(context.Background(), filepath.Join(tmp, "data2"), backupsel.RestoreOptions{
+		Overwrite: true, TablespaceMapping: map[string]string{src: mine}})
+	require.ErrorIs(t, err, backupsel.ErrNotEmpty)
+	assert.FileExists(t, filepath.Join(mine, "keep"))
+	assert.NoDirExists(t, filepath.Join(tmp, "data2"), "a failed restore removes the data directory it created")
+
+	for name, opts := range map[string]backupsel.RestoreOptions{
+		"mapped inside":      {TablespaceMapping: map[string]string{src: filepath.Join(tmp, "data3", "ts")}},
+		"mapped above":       {TablespaceMapping: map[string]string{src: tmp}},
+		"dir is data dir":    {TablespaceDir: filepath.Join(tmp, "data3")},
+		"dir inside":         {TablespaceDir: filepath.Join(tmp, "data3", "pg_tblspc")},
+		"mapped to data dir": {TablespaceMapping: map[string]string{src: filepath.Join(tmp, "data3")}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := b.Restore(context.Background(), filepath.Join(tmp, "data3"), opts)
+			require.ErrorContains(t, err, "inside or above the data directory")
+			assert.ErrorContains(t, err, src, "the error names the source location")
+			assert.FileExists(t, filepath.Join(src, "PG_VERSION"))
+		})
+	}
 }
 
 func TestRestoreWALPath(t *testing.T) {
