@@ -16,11 +16,18 @@ import (
 type versionRange struct {
 	from, to int
 	walDir   string // directory restored WAL goes into
+	// tsMapEscapes: the characters of a tablespace location that
+	// tablespace_map precedes with a backslash. Until 13 only CR and LF
+	// (do_pg_start_backup; the reader takes any other backslash as is);
+	// from 14 backslash too, and the reader drops every backslash and keeps
+	// the character after it.
+	tsMapEscapes string
 }
 
 var versionTable = []versionRange{
-	{from: 9, to: 10, walDir: "pg_xlog"},
-	{from: 10, to: 0, walDir: "pg_wal"},
+	{from: 9, to: 10, walDir: "pg_xlog", tsMapEscapes: "\n\r"},
+	{from: 10, to: 14, walDir: "pg_wal", tsMapEscapes: "\n\r"},
+	{from: 14, to: 0, walDir: "pg_wal", tsMapEscapes: "\n\r\\"},
 }
 
 func forMajor(major int) versionRange {
@@ -114,38 +121,71 @@ type Tablespace struct {
 	Location string // where the source had it (from tablespace_map or the pg_tblspc link)
 }
 
-// parseTablespaceMap reads tablespace_map: "<oid> <path>" per line; from
-// PostgreSQL 14 a backslash escapes a following backslash, CR or LF in path.
-func parseTablespaceMap(data []byte) ([]Tablespace, error) {
+// parseTablespaceMap reads tablespace_map: "<oid> <path>" per line, where
+// an escaped LF or CR (and from 14 an escaped backslash) belongs to the
+// path. An unescaped CR ends a line too, as in PostgreSQL's reader.
+func parseTablespaceMap(data []byte, major int) ([]Tablespace, error) {
+	all := strings.Contains(forMajor(major).tsMapEscapes, "\\")
 	var out []Tablespace
-	for _, line := range strings.Split(string(data), "\n") {
-		if line == "" {
-			continue
+	var line []byte
+	flush := func() error {
+		if len(line) == 0 {
+			return nil
 		}
-		oidText, p, ok := strings.Cut(line, " ")
+		oidText, p, ok := strings.Cut(string(line), " ")
 		oid, err := strconv.ParseUint(oidText, 10, 32)
 		if !ok || err != nil || p == "" {
-			return nil, fmt.Errorf("tablespace_map: bad line %q", line)
+			return fmt.Errorf("tablespace_map: bad line %q", line)
 		}
-		var b strings.Builder
-		for i := 0; i < len(p); i++ {
-			if p[i] == '\\' && i+1 < len(p) && (p[i+1] == '\\' || p[i+1] == '\r') {
-				i++
+		out = append(out, Tablespace{OID: uint32(oid), Location: p})
+		line = line[:0]
+		return nil
+	}
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if c == '\\' && all && i+1 == len(data) {
+			break // PostgreSQL drops a backslash at the end of the file
+		}
+		if c == '\\' && i+1 < len(data) && (all || data[i+1] == '\n' || data[i+1] == '\r') {
+			i++
+			line = append(line, data[i])
+			continue
+		}
+		if c == '\n' || c == '\r' {
+			if err := flush(); err != nil {
+				return nil, err
 			}
-			b.WriteByte(p[i])
+			continue
 		}
-		out = append(out, Tablespace{OID: uint32(oid), Location: b.String()})
+		line = append(line, c)
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func formatTablespaceMap(ts []Tablespace) ([]byte, error) {
+// formatTablespaceMap writes tablespace_map as PostgreSQL major writes it.
+// Before 14 a location with a backslash before CR, LF or its end cannot be
+// written so that PostgreSQL reads it back.
+func formatTablespaceMap(ts []Tablespace, major int) ([]byte, error) {
+	escapes := forMajor(major).tsMapEscapes
 	var b bytes.Buffer
 	for _, t := range ts {
-		if strings.ContainsAny(t.Location, "\n\r\\") {
-			return nil, fmt.Errorf("tablespace location %q: newlines and backslashes are not supported", t.Location)
+		if !strings.Contains(escapes, "\\") {
+			l := t.Location + "\n"
+			if strings.Contains(l, "\\\n") || strings.Contains(l, "\\\r") {
+				return nil, fmt.Errorf("tablespace %d location %q: PostgreSQL %d cannot read a backslash before a line end in tablespace_map", t.OID, t.Location, major)
+			}
 		}
-		fmt.Fprintf(&b, "%d %s\n", t.OID, t.Location)
+		fmt.Fprintf(&b, "%d ", t.OID)
+		for i := 0; i < len(t.Location); i++ {
+			if strings.IndexByte(escapes, t.Location[i]) >= 0 {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(t.Location[i])
+		}
+		b.WriteByte('\n')
 	}
 	return b.Bytes(), nil
 }

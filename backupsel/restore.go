@@ -197,9 +197,9 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 		}
 	}
 	if b.tablespaceMap && moved {
-		data, err := formatTablespaceMap(res.Tablespaces)
+		data, err := formatTablespaceMap(res.Tablespaces, b.Major)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("backupsel: %w", err)
 		}
 		if err := x.writeBytes(filepath.Join(root, "tablespace_map"), data, true); err != nil {
 			return nil, err

@@ -637,7 +637,7 @@ func (b *Backup) learn(st *scanState) error {
 	b.GroupAccess = st.groupAccess
 	if st.haveTablespaceMap {
 		b.tablespaceMap = true
-		if b.Tablespaces, err = parseTablespaceMap(st.tablespaceMap); err != nil {
+		if b.Tablespaces, err = parseTablespaceMap(st.tablespaceMap, b.Major); err != nil {
 			return err
 		}
 	} else {
