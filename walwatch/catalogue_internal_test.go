@@ -1,6 +1,7 @@
 package walwatch
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,19 +16,10 @@ func TestCatalogueEntries(t *testing.T) {
 		t.Run(e.Prefix+e.Contains, func(t *testing.T) {
 			msg := e.Prefix + " ... " + e.Contains
 			line := []byte("2026-11-24 10:00:00.000 UTC [1] FATAL:  " + msg)
-			assert.True(t, e.Since >= 904 && (e.Until == 0 || e.Until > e.Since), "version range [%d, %d)", e.Since, e.Until)
 			if e.Class != clsNoise {
 				assert.True(t, lineMayMatter(line), "fast path would skip %q", line)
 			}
-			var got []class
-			var reasons []Reason
-			a := newStderrAsm(p, func(r *rawRecord) {
-				c, re := classify(r)
-				got, reasons = append(got, c), append(reasons, re)
-			})
-			a.fast = true
-			a.line(line, 0, 1, int64(len(line)+1))
-			a.flush()
+			got, reasons := classifyLine(p, line)
 			if e.Class == clsNoise {
 				return
 			}
@@ -35,6 +27,19 @@ func TestCatalogueEntries(t *testing.T) {
 			assert.Equal(t, []Reason{e.Reason}, reasons)
 		})
 	}
+}
+
+// classifyLine reads one stderr line the way the watcher does, fast path
+// on, and classifies the records it yields.
+func classifyLine(p *prefix, line []byte) (got []class, reasons []Reason) {
+	a := newStderrAsm(p, func(r *rawRecord) {
+		c, re := classify(r)
+		got, reasons = append(got, c), append(reasons, re)
+	})
+	a.fast = true
+	a.line(line, 0, 1, int64(len(line)+1))
+	a.flush()
+	return got, reasons
 }
 
 func TestClassifyByCode(t *testing.T) {
@@ -107,4 +112,55 @@ func FuzzMachine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Each version's wording, as that version logs it, classifies the same way
+// (fast path included). 18 prefixes connect failures with the receiver's
+// name; the reason must still come from the relayed error.
+func TestClassifyPerVersion(t *testing.T) {
+	const at = `connection to server at "127.0.0.1", port 5432 failed: `
+	for _, tc := range []struct {
+		major  int
+		msg    string
+		class  class
+		reason Reason
+	}{
+		{10, `could not connect to the primary server: FATAL:  password authentication failed for user "r"`, clsFault, ReasonAuthRefused},
+		{10, `could not connect to the primary server: fe_sendauth: no password supplied`, clsFault, ReasonAuthRefused},
+		{10, `could not connect to the primary server: FATAL:  no pg_hba.conf entry for replication connection from host "127.0.0.1", user "r", SSL off`, clsFault, ReasonAuthRefused},
+		{10, `could not connect to the primary server: could not connect to server: Connection refused`, clsFault, ReasonPrimaryUnreachable},
+		{10, `trigger file found: /tmp/promote`, clsPromoted, ReasonNone},
+		{11, `trigger file found: /tmp/promote`, clsPromoted, ReasonNone},
+		{12, `promote trigger file found: /tmp/promote`, clsPromoted, ReasonNone},
+		{15, `promote trigger file found: /tmp/promote`, clsPromoted, ReasonNone},
+		{13, `database system is ready to accept read only connections`, clsReadyReadOnly, ReasonNone},
+		{14, `database system is ready to accept read-only connections`, clsReadyReadOnly, ReasonNone},
+		{17, `could not connect to the primary server: ` + at + `FATAL:  role "r" does not exist`, clsFault, ReasonAuthRefused},
+		{17, `could not connect to the primary server: ` + at + `Connection refused`, clsFault, ReasonPrimaryUnreachable},
+		{18, `streaming replication receiver "walreceiver" could not connect to the primary server: ` + at + `FATAL:  password authentication failed for user "r"`, clsFault, ReasonAuthRefused},
+		{18, `streaming replication receiver "walreceiver" could not connect to the primary server: ` + at + `fe_sendauth: no password supplied`, clsFault, ReasonAuthRefused},
+		{18, `streaming replication receiver "walreceiver" could not connect to the primary server: ` + at + `FATAL:  role "r" is not permitted to log in`, clsFault, ReasonAuthRefused},
+		{18, `streaming replication receiver "walreceiver" could not connect to the primary server: ` + at + `FATAL:  role "nobody" does not exist`, clsFault, ReasonAuthRefused},
+		{18, `streaming replication receiver "walreceiver" could not connect to the primary server: ` + at + `FATAL:  no pg_hba.conf entry for replication connection from host "127.0.0.1", user "r", no encryption`, clsFault, ReasonAuthRefused},
+		{18, `streaming replication receiver "walreceiver" could not connect to the primary server: ` + at + `FATAL:  pg_hba.conf rejects replication connection for host "127.0.0.1", user "nohba", no encryption`, clsFault, ReasonAuthRefused},
+		{18, `streaming replication receiver "standby 1" could not connect to the primary server: ` + at + `FATAL:  password authentication failed for user "r"`, clsFault, ReasonAuthRefused},
+		{18, `streaming replication receiver "walreceiver" could not connect to the primary server: ` + at + `Connection refused`, clsFault, ReasonPrimaryUnreachable},
+		{18, `streaming replication receiver "walreceiver" could not connect to the primary server: ` + at + `FATAL:  the database system is not yet accepting connections`, clsFault, ReasonPrimaryUnreachable},
+		{18, `database system is ready to accept read-only connections`, clsReadyReadOnly, ReasonNone},
+		{18, `streaming replication receiver "walreceiver" said something else`, clsNone, ReasonNone},
+	} {
+		t.Run(fmt.Sprintf("pg%d/%s", tc.major, tc.msg), func(t *testing.T) {
+			line := []byte("2026-11-24 10:00:00.000 UTC [1] FATAL:  " + tc.msg)
+			if tc.class != clsNone {
+				assert.True(t, lineMayMatter(line), "fast path would skip %q", line)
+			}
+			got, reasons := classifyLine(compilePrefix(DefaultPrefix), line)
+			if tc.class == clsNone {
+				assert.NotContains(t, got, clsFault)
+				return
+			}
+			assert.Equal(t, []class{tc.class}, got)
+			assert.Equal(t, []Reason{tc.reason}, reasons)
+		})
+	}
 }

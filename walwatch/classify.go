@@ -26,17 +26,17 @@ const (
 )
 
 // entry is one catalogue line: a message that starts with Prefix (and
-// contains Contains, if set) means Class, with Reason for faults. Since is
-// the first major version with this wording, Until the first without it
-// (0: still current), as a half-open range [Since, Until) of
-// server_version_num/100 (904 is 9.4, 1800 is 18).
+// contains Contains, if set) means Class, with Reason for faults.
+//
+// Entries carry no version range: the wordings of different versions do not
+// overlap, so every entry applies to every version, and a log that spans a
+// major upgrade, or a watcher that has not yet seen "starting PostgreSQL",
+// is classified the same way.
 type entry struct {
 	Prefix   string
 	Contains string
 	Class    class
 	Reason   Reason
-	Since    int
-	Until    int
 }
 
 // catalogue holds the English wording of every message walwatch acts on,
@@ -44,88 +44,84 @@ type entry struct {
 // xlogrecovery.c, postmaster.c). More specific entries come first.
 var catalogue = []entry{
 	// Streaming.
-	{Prefix: "started streaming WAL from primary at ", Class: clsStreaming, Since: 904},
-	{Prefix: "restarted WAL streaming at ", Class: clsStreaming, Since: 904},
-	{Prefix: "fetching timeline history file for timeline ", Class: clsTimelineSwitch, Since: 904},
-	{Prefix: "new target timeline is ", Class: clsTimelineSwitch, Since: 904},
-	{Prefix: "replication terminated by primary server", Class: clsTerminated, Since: 904},
+	{Prefix: "started streaming WAL from primary at ", Class: clsStreaming},
+	{Prefix: "restarted WAL streaming at ", Class: clsStreaming},
+	{Prefix: "fetching timeline history file for timeline ", Class: clsTimelineSwitch},
+	{Prefix: "new target timeline is ", Class: clsTimelineSwitch},
+	{Prefix: "replication terminated by primary server", Class: clsTerminated},
 
 	// Connection refused by the primary's authentication (the primary's
 	// FATAL is relayed inside ours), before the generic connect failure.
-	{Prefix: "could not connect to the primary server", Contains: "password authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
-	{Prefix: "could not connect to the primary server", Contains: "pg_hba.conf", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
-	{Prefix: "could not connect to the primary server", Contains: "password is required", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
-	{Prefix: "could not connect to the primary server", Contains: "no password supplied", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
-	{Prefix: "could not connect to the primary server", Contains: "authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
-	{Prefix: "could not connect to the primary server", Contains: "replication privilege", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
-	{Prefix: "could not connect to the primary server", Contains: "not permitted to log in", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
-	{Prefix: "could not connect to the primary server", Contains: "does not exist", Class: clsFault, Reason: ReasonAuthRefused, Since: 904},
-	{Prefix: "could not connect to the primary server", Class: clsFault, Reason: ReasonPrimaryUnreachable, Since: 904, Until: 1800},
-	{Prefix: `streaming replication receiver "`, Contains: "password authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
-	{Prefix: `streaming replication receiver "`, Contains: "pg_hba.conf", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
-	{Prefix: `streaming replication receiver "`, Contains: "password is required", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
-	{Prefix: `streaming replication receiver "`, Contains: "authentication failed", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
-	{Prefix: `streaming replication receiver "`, Contains: "replication privilege", Class: clsFault, Reason: ReasonAuthRefused, Since: 1800},
-	{Prefix: `streaming replication receiver "`, Contains: "could not connect to the primary server", Class: clsFault, Reason: ReasonPrimaryUnreachable, Since: 1800},
-	{Prefix: "could not receive database system identifier and timeline ID from the primary server", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
+	// 18 words these `streaming replication receiver "NAME" could not
+	// connect ...`: classify reduces that form to this one.
+	{Prefix: "could not connect to the primary server", Contains: "password authentication failed", Class: clsFault, Reason: ReasonAuthRefused},
+	{Prefix: "could not connect to the primary server", Contains: "pg_hba.conf", Class: clsFault, Reason: ReasonAuthRefused},
+	{Prefix: "could not connect to the primary server", Contains: "password is required", Class: clsFault, Reason: ReasonAuthRefused},
+	{Prefix: "could not connect to the primary server", Contains: "no password supplied", Class: clsFault, Reason: ReasonAuthRefused},
+	{Prefix: "could not connect to the primary server", Contains: "authentication failed", Class: clsFault, Reason: ReasonAuthRefused},
+	{Prefix: "could not connect to the primary server", Contains: "replication privilege", Class: clsFault, Reason: ReasonAuthRefused},
+	{Prefix: "could not connect to the primary server", Contains: "not permitted to log in", Class: clsFault, Reason: ReasonAuthRefused},
+	{Prefix: "could not connect to the primary server", Contains: "does not exist", Class: clsFault, Reason: ReasonAuthRefused},
+	{Prefix: "could not connect to the primary server", Class: clsFault, Reason: ReasonPrimaryUnreachable},
+	{Prefix: "could not receive database system identifier and timeline ID from the primary server", Class: clsFault, Reason: ReasonStreamLost},
 
 	// Stream lost or refused.
-	{Prefix: "could not receive data from WAL stream", Contains: "has already been removed", Class: clsFault, Reason: ReasonWALRemoved, Since: 904},
-	{Prefix: "could not receive data from WAL stream", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
-	{Prefix: "could not send data to WAL stream", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
-	{Prefix: "could not send end-of-streaming message to primary", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
-	{Prefix: "error reading result of streaming command", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
-	{Prefix: "unexpected result after CommandComplete", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
-	{Prefix: "error while shutting down streaming COPY", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
-	{Prefix: "could not receive timeline history file from the primary server", Class: clsFault, Reason: ReasonStreamLost, Since: 904},
-	{Prefix: "terminating walreceiver due to timeout", Class: clsFault, Reason: ReasonTimeout, Since: 904},
-	{Prefix: "could not start WAL streaming", Contains: "has already been removed", Class: clsFault, Reason: ReasonWALRemoved, Since: 904},
-	{Prefix: "could not start WAL streaming", Contains: "not in this server's history", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
-	{Prefix: "could not start WAL streaming", Class: clsFault, Reason: ReasonStartFailed, Since: 904},
-	{Prefix: "could not create replication slot", Class: clsFault, Reason: ReasonStartFailed, Since: 1000},
+	{Prefix: "could not receive data from WAL stream", Contains: "has already been removed", Class: clsFault, Reason: ReasonWALRemoved},
+	{Prefix: "could not receive data from WAL stream", Class: clsFault, Reason: ReasonStreamLost},
+	{Prefix: "could not send data to WAL stream", Class: clsFault, Reason: ReasonStreamLost},
+	{Prefix: "could not send end-of-streaming message to primary", Class: clsFault, Reason: ReasonStreamLost},
+	{Prefix: "error reading result of streaming command", Class: clsFault, Reason: ReasonStreamLost},
+	{Prefix: "unexpected result after CommandComplete", Class: clsFault, Reason: ReasonStreamLost},
+	{Prefix: "error while shutting down streaming COPY", Class: clsFault, Reason: ReasonStreamLost},
+	{Prefix: "could not receive timeline history file from the primary server", Class: clsFault, Reason: ReasonStreamLost},
+	{Prefix: "terminating walreceiver due to timeout", Class: clsFault, Reason: ReasonTimeout},
+	{Prefix: "could not start WAL streaming", Contains: "has already been removed", Class: clsFault, Reason: ReasonWALRemoved},
+	{Prefix: "could not start WAL streaming", Contains: "not in this server's history", Class: clsFault, Reason: ReasonTimelineDiverged},
+	{Prefix: "could not start WAL streaming", Class: clsFault, Reason: ReasonStartFailed},
+	{Prefix: "could not create replication slot", Class: clsFault, Reason: ReasonStartFailed},
 
 	// Timelines and identity.
-	{Prefix: "highest timeline ", Contains: "of the primary is behind recovery timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
-	{Prefix: "new timeline ", Contains: "forked off current database system timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
-	{Prefix: "requested timeline ", Contains: "is not a child of this server's history", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
-	{Prefix: "primary server contains no more WAL on requested timeline", Class: clsFault, Reason: ReasonTimelineDiverged, Since: 904},
-	{Prefix: "database system identifier differs between the primary and standby", Class: clsFault, Reason: ReasonWrongPrimary, Since: 904},
+	{Prefix: "highest timeline ", Contains: "of the primary is behind recovery timeline", Class: clsFault, Reason: ReasonTimelineDiverged},
+	{Prefix: "new timeline ", Contains: "forked off current database system timeline", Class: clsFault, Reason: ReasonTimelineDiverged},
+	{Prefix: "requested timeline ", Contains: "is not a child of this server's history", Class: clsFault, Reason: ReasonTimelineDiverged},
+	{Prefix: "primary server contains no more WAL on requested timeline", Class: clsFault, Reason: ReasonTimelineDiverged},
+	{Prefix: "database system identifier differs between the primary and standby", Class: clsFault, Reason: ReasonWrongPrimary},
 
 	// The walreceiver process itself.
-	{Prefix: "terminating walreceiver process due to administrator command", Class: clsReceiverStopped, Since: 904},
-	{Prefix: "WAL receiver process (PID ", Contains: "terminated by", Class: clsFault, Reason: ReasonReceiverCrashed, Since: 904},
-	{Prefix: "WAL receiver process (PID ", Contains: "exited with exit code", Class: clsNoise, Since: 904},
-	{Prefix: "walreceiver process (PID ", Contains: "terminated by", Class: clsFault, Reason: ReasonReceiverCrashed, Since: 1700},
-	{Prefix: "cannot continue WAL streaming, recovery has already ended", Class: clsNoise, Since: 904},
+	{Prefix: "terminating walreceiver process due to administrator command", Class: clsReceiverStopped},
+	{Prefix: "WAL receiver process (PID ", Contains: "terminated by", Class: clsFault, Reason: ReasonReceiverCrashed},
+	{Prefix: "WAL receiver process (PID ", Contains: "exited with exit code", Class: clsNoise},
+	{Prefix: "walreceiver process (PID ", Contains: "terminated by", Class: clsFault, Reason: ReasonReceiverCrashed},
+	{Prefix: "cannot continue WAL streaming, recovery has already ended", Class: clsNoise},
 
 	// Staging server lifecycle.
-	{Prefix: "received smart shutdown request", Class: clsShutdownRequested, Since: 904},
-	{Prefix: "received fast shutdown request", Class: clsShutdownRequested, Since: 904},
-	{Prefix: "received immediate shutdown request", Class: clsShutdownRequested, Since: 904},
-	{Prefix: "database system is shut down", Class: clsShutdown, Since: 904},
-	{Prefix: "database system is ready to accept read only connections", Class: clsReadyReadOnly, Since: 904, Until: 1400},
-	{Prefix: "database system is ready to accept read-only connections", Class: clsReadyReadOnly, Since: 1400},
-	{Prefix: "database system is ready to accept connections", Class: clsReadyReadWrite, Since: 904},
-	{Prefix: "entering standby mode", Class: clsStarting, Since: 904},
-	{Prefix: "database system was shut down in recovery at", Class: clsStarting, Since: 904},
-	{Prefix: "database system was interrupted", Class: clsStarting, Since: 904},
-	{Prefix: "starting PostgreSQL ", Class: clsStarting, Since: 1000},
-	{Prefix: "terminating any other active server processes", Class: clsCrashed, Since: 904},
-	{Prefix: "received promote request", Class: clsPromoted, Since: 904},
-	{Prefix: "promote trigger file found", Class: clsPromoted, Since: 904, Until: 1600},
-	{Prefix: "trigger file found", Class: clsPromoted, Since: 904, Until: 1000},
-	{Prefix: "archive recovery complete", Class: clsPromoted, Since: 904},
+	{Prefix: "received smart shutdown request", Class: clsShutdownRequested},
+	{Prefix: "received fast shutdown request", Class: clsShutdownRequested},
+	{Prefix: "received immediate shutdown request", Class: clsShutdownRequested},
+	{Prefix: "database system is shut down", Class: clsShutdown},
+	{Prefix: "database system is ready to accept read only connections", Class: clsReadyReadOnly}, // to 13
+	{Prefix: "database system is ready to accept read-only connections", Class: clsReadyReadOnly}, // 14+
+	{Prefix: "database system is ready to accept connections", Class: clsReadyReadWrite},
+	{Prefix: "entering standby mode", Class: clsStarting},
+	{Prefix: "database system was shut down in recovery at", Class: clsStarting},
+	{Prefix: "database system was interrupted", Class: clsStarting},
+	{Prefix: "starting PostgreSQL ", Class: clsStarting},
+	{Prefix: "terminating any other active server processes", Class: clsCrashed},
+	{Prefix: "received promote request", Class: clsPromoted},
+	{Prefix: "promote trigger file found", Class: clsPromoted}, // 12-15
+	{Prefix: "trigger file found", Class: clsPromoted},         // 10-11
+	{Prefix: "archive recovery complete", Class: clsPromoted},
 
 	// Noise at the end of available WAL, and other known non-events.
-	{Prefix: "invalid record length at ", Class: clsNoise, Since: 904},
-	{Prefix: "record with incorrect prev-link ", Class: clsNoise, Since: 904},
-	{Prefix: "invalid magic number ", Class: clsNoise, Since: 904},
-	{Prefix: "invalid resource manager ID ", Class: clsNoise, Since: 904},
-	{Prefix: "record with invalid length at ", Class: clsNoise, Since: 904},
-	{Prefix: "unexpected pageaddr ", Class: clsNoise, Since: 904},
-	{Prefix: "contrecord is requested by ", Class: clsNoise, Since: 904},
-	{Prefix: "missing contrecord at ", Class: clsNoise, Since: 1500},
-	{Prefix: "waiting for WAL to become available at ", Class: clsNoise, Since: 1500},
+	{Prefix: "invalid record length at ", Class: clsNoise},
+	{Prefix: "record with incorrect prev-link ", Class: clsNoise},
+	{Prefix: "invalid magic number ", Class: clsNoise},
+	{Prefix: "invalid resource manager ID ", Class: clsNoise},
+	{Prefix: "record with invalid length at ", Class: clsNoise},
+	{Prefix: "unexpected pageaddr ", Class: clsNoise},
+	{Prefix: "contrecord is requested by ", Class: clsNoise},
+	{Prefix: "missing contrecord at ", Class: clsNoise},
+	{Prefix: "waiting for WAL to become available at ", Class: clsNoise},
 }
 
 // byFirst indexes the catalogue by the first byte of the prefix, and heads
@@ -170,7 +166,7 @@ func classify(r *rawRecord) (class, Reason) {
 		// A client's error message may quote anything.
 		return clsNone, ReasonNone
 	}
-	m := r.message
+	m := connectFailure18(r.message)
 	w := headOf(m).word
 	for _, i := range byFirst[m[0]] {
 		e := &catalogue[i]
@@ -183,6 +179,25 @@ func classify(r *rawRecord) (class, Reason) {
 		return e.Class, e.Reason
 	}
 	return classifyByCode(r)
+}
+
+var (
+	receiver18 = []byte(`streaming replication receiver "`)
+	connect18  = []byte(`" could not connect to the primary server`)
+)
+
+// connectFailure18 returns the message from "could not connect to the
+// primary server" on when it is 18's `streaming replication receiver "NAME"
+// could not connect to the primary server: ...`, so that the catalogue's
+// entries for that wording (auth refused, unreachable) apply to 18 too.
+func connectFailure18(m []byte) []byte {
+	if !bytes.HasPrefix(m, receiver18) {
+		return m
+	}
+	if i := bytes.Index(m[len(receiver18):], connect18); i >= 0 {
+		return m[len(receiver18)+i+2:]
+	}
+	return m
 }
 
 // classifyByCode classifies walreceiver errors whose message is not in the

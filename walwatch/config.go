@@ -34,7 +34,8 @@ type Config struct {
 	LogDir string
 	// DataDir is the staging server's data directory. Optional: when set,
 	// log_directory, log_destination and log_line_prefix are read from its
-	// postgresql.conf and postgresql.auto.conf (no include directives), and
+	// postgresql.conf and postgresql.auto.conf (following include,
+	// include_if_exists and include_dir), and
 	// current_logfiles (10+) names the current file.
 	DataDir string
 	// Format of the files to follow. FormatAuto: from DataDir's
@@ -103,29 +104,56 @@ func (c *Config) defaults() {
 }
 
 // serverSettings reads the few logging settings walwatch needs from a data
-// directory's configuration files (later lines and postgresql.auto.conf
-// win, as in the server).
+// directory's configuration files, following include, include_if_exists and
+// include_dir as the server does (later lines and postgresql.auto.conf win).
 func serverSettings(dataDir string) map[string]string {
 	set := map[string]string{}
-	for _, name := range []string{"postgresql.conf", "postgresql.auto.conf"} {
-		f, err := os.Open(filepath.Join(dataDir, name))
-		if err != nil {
+	readConf(filepath.Join(dataDir, "postgresql.conf"), set, 0)
+	readConf(filepath.Join(dataDir, "postgresql.auto.conf"), set, 0)
+	return set
+}
+
+// maxIncludeDepth is the server's limit on nested includes.
+const maxIncludeDepth = 10
+
+// readConf reads one file into set. Relative include paths are resolved
+// against the including file's directory; include_dir reads the directory's
+// *.conf files in name order. A missing file is skipped: the server refuses
+// to start on a missing include, so there is nothing more to learn.
+func readConf(path string, set map[string]string, depth int) {
+	if depth > maxIncludeDepth {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := confLine(sc.Text())
+		if !ok {
 			continue
 		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, v, ok := confLine(sc.Text())
-			if !ok {
+		switch k {
+		case "include", "include_if_exists", "include_dir":
+			if !filepath.IsAbs(v) {
+				v = filepath.Join(filepath.Dir(path), v)
+			}
+			if k != "include_dir" {
+				readConf(v, set, depth+1)
 				continue
 			}
-			switch k {
-			case "log_directory", "log_destination", "log_line_prefix", "log_filename", "logging_collector":
-				set[k] = v
+			ents, _ := os.ReadDir(v) // sorted by name
+			for _, e := range ents {
+				if n := e.Name(); !e.IsDir() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".conf") {
+					readConf(filepath.Join(v, n), set, depth+1)
+				}
 			}
+		case "log_directory", "log_destination", "log_line_prefix", "log_filename", "logging_collector":
+			set[k] = v
 		}
-		f.Close()
 	}
-	return set
 }
 
 // confLine splits "name [=] value [# comment]" with a quoted or bare value.

@@ -67,8 +67,11 @@
 //
 // # Classification
 //
-// One catalogue of English messages, each with the versions it appears in,
-// maps records to streaming, faults with a [Reason], and staging lifecycle
+// One catalogue of the English messages of every version (their wordings do
+// not overlap, so all apply whatever the server's version; 18's
+// `streaming replication receiver "NAME" could not connect ...` is read as
+// the older "could not connect ...") maps records to streaming, faults with
+// a [Reason], and staging lifecycle
 // (shutdown requested, shut down, ready, crashed, promoted). The end-of-WAL
 // noise of the WAL reader ("invalid record length at ...") is ignored.
 // Where the record carries a SQLSTATE and a backend type (csvlog and jsonlog

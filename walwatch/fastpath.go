@@ -14,15 +14,18 @@ import "bytes"
 // for translated messages.
 
 // headTable is an open-addressing set of the first 8 bytes of every
-// catalogue prefix that is not noise.
+// catalogue prefix that is not noise, and of 18's receiver prefix.
 var headTable [512]uint64
 
 func init() {
+	prefixes := [][]byte{receiver18} // 18's connect failures, see connectFailure18
 	for _, e := range catalogue {
-		if e.Class == clsNoise {
-			continue
+		if e.Class != clsNoise {
+			prefixes = append(prefixes, []byte(e.Prefix))
 		}
-		h := headOf([]byte(e.Prefix)).word
+	}
+	for _, p := range prefixes {
+		h := headOf(p).word
 		for i := headSlot(h); ; i = (i + 1) % len(headTable) {
 			if headTable[i] == h {
 				break

@@ -45,6 +45,19 @@ func nextEvent(t *testing.T, w *walwatch.Watcher) walwatch.Event {
 	return walwatch.Event{}
 }
 
+// waitRead waits until the watcher has read the records before line; the
+// deadline only keeps a broken watcher from hanging the test.
+func waitRead(t *testing.T, w *walwatch.Watcher, line int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for w.Position().Line < line {
+		if time.Now().After(deadline) {
+			t.Fatalf("records before line %d not read within 20s; position %+v", line, w.Position())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func expectEvent(t *testing.T, w *walwatch.Watcher, want string) walwatch.Event {
 	t.Helper()
 	ev := nextEvent(t, w)
@@ -202,10 +215,13 @@ func TestFollowTimers(t *testing.T) {
 	appendFile(t, a, logAt(1, 1, "LOG", terminated)+logAt(1, 1, "LOG", "fetching timeline history file for timeline 2 from primary server")+
 		logAt(1, 1, "LOG", "restarted WAL streaming at 0/3000000 on timeline 2"))
 	appendFile(t, a, logAt(2, 1, "FATAL", lost)+logAt(2.1, 2, "LOG", started))
+	// The state means something only once the watcher has read those lines.
+	waitRead(t, w, 7)
 	assert.Equal(t, walwatch.PhaseStreaming, w.State().Phase)
 
 	// Alone, the end of the stream becomes a fault once the wait and the
-	// grace period have passed (by the clock: no later record comes).
+	// grace period have passed (by the clock: no later record comes). Being
+	// the next event, it also shows that lines 2-6 raised none.
 	appendFile(t, a, logAt(3, 2, "LOG", terminated))
 	expectEvent(t, w, "fault terminated-by-primary@a.log:7")
 	pos := w.Position()

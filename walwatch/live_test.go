@@ -154,6 +154,16 @@ type collector struct {
 	notify chan struct{}
 }
 
+// watchFormats watches dir once in every log format major writes.
+func watchFormats(t *testing.T, dir string, major int) []*collector {
+	t.Helper()
+	var cs []*collector
+	for _, f := range formats(major) {
+		cs = append(cs, watch(t, dir, f))
+	}
+	return cs
+}
+
 func watch(t *testing.T, dir string, f walwatch.Format) *collector {
 	t.Helper()
 	return watchConfig(t, walwatch.Config{LogDir: dir, Format: f})
@@ -321,10 +331,7 @@ func TestLiveStandby(t *testing.T) {
 		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutDirect, Form: form})
 
 		s := makeStandby(t, p, b, "postgres")
-		var cs []*collector
-		for _, f := range formats(major) {
-			cs = append(cs, watch(t, s.logDir, f))
-		}
+		cs := watchFormats(t, s.logDir, major)
 		perFormat := cs
 		// One confirming transitions with pg_stat_wal_receiver, and one that
 		// finds everything from the data directory's configuration.
@@ -391,10 +398,7 @@ func TestLiveStandby(t *testing.T) {
 
 		// Replication refused by pg_hba.conf.
 		h := makeStandby(t, p, b, "nohba")
-		var hs []*collector
-		for _, f := range formats(major) {
-			hs = append(hs, watch(t, h.logDir, f))
-		}
+		hs := watchFormats(t, h.logDir, major)
 		step(t, hs, func() { h.start(t) }, "fault auth-refused")
 		step(t, hs, func() { h.stop(t) }, "shutdown-requested", "shutdown")
 		want = []string{"fault auth-refused", "shutdown-requested", "shutdown"}
@@ -421,16 +425,25 @@ func TestLiveStandby(t *testing.T) {
 			return
 		}
 
+		// No password to give the primary (as with an unreadable passfile):
+		// libpq's own "no password supplied" inside the connect failure,
+		// which 18 words differently, is refused authentication, not an
+		// unreachable primary.
+		n := makeStandby(t, p, b, "nopass")
+		ns := watchFormats(t, n.logDir, major)
+		step(t, ns, func() { n.start(t) }, "fault auth-refused")
+		step(t, ns, func() { n.stop(t) }, "shutdown-requested", "shutdown")
+		for _, c := range ns {
+			assert.Equal(t, []string{"fault auth-refused", "shutdown-requested", "shutdown"}, c.kinds(), "%s", c.format)
+		}
+
 		// A timeline switch is no outage: the watched standby follows another
 		// standby of p (cascading), which is promoted.
 		up := makeStandby(t, p, b, "postgres")
 		up.start(t)
 		down := makeStandby(t, p, b, "postgres")
 		down.followPort(t, up.port, "postgres")
-		var ds []*collector
-		for _, f := range formats(major) {
-			ds = append(ds, watch(t, down.logDir, f))
-		}
+		ds := watchFormats(t, down.logDir, major)
 		step(t, ds, func() { down.start(t) }, "streaming")
 		step(t, ds, func() {
 			require.NoError(t, up.pgctl("-w", "promote"))
