@@ -3,24 +3,9 @@ package replica
 import (
 	"sort"
 	"strings"
-)
 
-// libpqQuote quotes a conninfo value with libpq's rules: single quotes
-// around it, and a backslash before each ' and \ inside. (Not SQL quoting:
-// libpq does not read ” as a quote.)
-func libpqQuote(v string) string {
-	var b strings.Builder
-	b.Grow(len(v) + 2)
-	b.WriteByte('\'')
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '\'' || c == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(v[i])
-	}
-	b.WriteByte('\'')
-	return b.String()
-}
+	"github.com/pgstage/pgstage/internal/libpq"
+)
 
 // conninfo renders keyword/value pairs as a libpq connection string, every
 // value quoted, keywords in a fixed order so that the output is stable.
@@ -47,7 +32,7 @@ func conninfo(kv map[string]string) string {
 	})
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + libpqQuote(kv[k])
+		parts[i] = k + "=" + libpq.Quote(kv[k])
 	}
 	return strings.Join(parts, " ")
 }

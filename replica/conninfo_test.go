@@ -16,19 +16,6 @@ var awkward = []string{
 	"plain", `s3cr et'pa\ss:w=rd`, `'`, `\`, `\\'`, `a:b`, `x=y z`, `trailing\`, `''`, "tab\there", `C:\dir\`, "ünïcødé",
 }
 
-func TestLibpqQuote(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"plain", `'plain'`},
-		{"", `''`},
-		{`it's`, `'it\'s'`},
-		{`back\slash`, `'back\\slash'`},
-		{`a b=c`, `'a b=c'`},
-	}
-	for _, tc := range tests {
-		assert.Equal(t, tc.want, libpqQuote(tc.in), "libpqQuote(%q)", tc.in)
-	}
-}
-
 // The conninfo written into a configuration file, read back as the server
 // reads the file and then as libpq reads conninfo, gives every value back.
 func TestConninfoRoundTrip(t *testing.T) {

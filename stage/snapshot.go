@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgstage/pgstage/internal/libpq"
 	"github.com/pgstage/pgstage/internal/pgcontrol"
 	"github.com/pgstage/pgstage/replica"
 )
@@ -70,7 +71,7 @@ type position struct {
 func (l *Linker) connect(ctx context.Context) (*pgx.Conn, error) {
 	c := l.cfg.Staging
 	cs := fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable connect_timeout=10 application_name=pgstage",
-		libpqQuote(c.SocketDir), c.Port, libpqQuote(c.DBUser))
+		libpq.Quote(c.SocketDir), c.Port, libpq.Quote(c.DBUser))
 	return pgx.Connect(ctx, cs)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgstage/pgstage/backupsel"
+	"github.com/pgstage/pgstage/internal/libpq"
 	"github.com/pgstage/pgstage/internal/secret"
 )
 
@@ -21,18 +22,13 @@ type sourceInfo struct {
 	MaxWALSenders    int
 }
 
-// libpqQuote quotes a conninfo value with libpq's rules.
-func libpqQuote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
 // connectReplication opens a physical replication connection to the source.
 // The password goes into the parsed config, never into a string.
 func connectReplication(ctx context.Context, src Source) (*pgconn.PgConn, error) {
 	conninfo := fmt.Sprintf("host=%s port=%d user=%s dbname=replication replication=true application_name=pgstage_preflight connect_timeout=%d",
-		libpqQuote(src.Host), src.Port, libpqQuote(src.User), max(1, int(src.ConnectTimeout.Seconds())))
+		libpq.Quote(src.Host), src.Port, libpq.Quote(src.User), max(1, int(src.ConnectTimeout.Seconds())))
 	if src.SSLMode != "" {
-		conninfo += " sslmode=" + libpqQuote(src.SSLMode)
+		conninfo += " sslmode=" + libpq.Quote(src.SSLMode)
 	}
 	pc, err := pgconn.ParseConfig(conninfo)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgstage/pgstage/internal/libpq"
 )
 
 // DefaultReplPassword is the replication role's password unless Options says
@@ -208,12 +210,7 @@ func (p *Primary) ConnString() string {
 // replication role, password included: for test code only.
 func (p *Primary) ReplConnString() string {
 	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=replication replication=true sslmode=disable connect_timeout=10",
-		p.Host, p.Port, libpqQuote(p.ReplUser), libpqQuote(p.ReplPassword))
-}
-
-// libpqQuote quotes a conninfo value with libpq's rules.
-func libpqQuote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+		p.Host, p.Port, libpq.Quote(p.ReplUser), libpq.Quote(p.ReplPassword))
 }
 
 func (p *Primary) connect(tb testing.TB) (*pgx.Conn, context.Context, context.CancelFunc) {
