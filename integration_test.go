@@ -238,6 +238,20 @@ func TestLinkerBadInputs(t *testing.T) {
 			})
 		}
 
+		t.Run("setting below the source's hot-standby minimum", func(t *testing.T) {
+			cfg := stagingConfig(t, p, b.Path)
+			cfg.Settings = append(cfg.Settings, stage.Setting{Name: "max_connections", Value: "7"})
+			l, err := stage.New(cfg)
+			require.NoError(t, err)
+			defer l.Close()
+			err = l.Link(ctx)
+			var se *stage.StepError
+			require.ErrorAs(t, err, &se, "%v", err)
+			require.Equal(t, stage.StepSettings, se.Step, "refused before the server is started")
+			want := p.QueryString(t, "SHOW max_connections")
+			require.Contains(t, err.Error(), "max_connections = 7 is below the source's "+want)
+		})
+
 		t.Run("failed start, then link again", func(t *testing.T) {
 			cfg := stagingConfig(t, p, b.Path)
 			cfg.Settings = append(cfg.Settings, stage.Setting{Name: "shared_preload_libraries", Value: "no_such_library"})

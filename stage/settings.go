@@ -2,11 +2,14 @@ package stage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/pgstage/pgstage/internal/pgcontrol"
 	"github.com/pgstage/pgstage/pgconf"
 )
 
@@ -84,6 +87,9 @@ func validateSettings(ctx context.Context, binDir string, settings []Setting, u 
 // applySettings applies pgstage's own settings and then the user's to the
 // staging configuration, and returns the log_line_prefix in effect.
 func applySettings(dataDir string, settings []Setting, pgVersion string) (string, error) {
+	if err := belowSource(dataDir, settings, pgVersion); err != nil {
+		return "", err
+	}
 	conf, err := pgconf.Load(dataDir)
 	if err != nil {
 		return "", err
@@ -114,4 +120,47 @@ func applySettings(dataDir string, settings []Setting, pgVersion string) (string
 		return "", nil // the default before 10
 	}
 	return "%m [%p] ", nil
+}
+
+// belowSource refuses user settings that would take a hot standby's
+// parameters below the source's, which the restored pg_control records:
+// replica raised them, and the server would refuse to start ("hot standby is
+// not possible because ..."). Saying so here names the setting and the
+// value needed before anything is started. Warm standbys (9.4, 9.5) do not
+// check.
+func belowSource(dataDir string, settings []Setting, pgVersion string) error {
+	if strings.HasPrefix(pgVersion, "9.4") || strings.HasPrefix(pgVersion, "9.5") {
+		return nil
+	}
+	var hot []Setting
+	for _, st := range settings {
+		switch strings.ToLower(st.Name) {
+		case "max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction":
+			if !st.Comment {
+				hot = append(hot, st)
+			}
+		}
+	}
+	if len(hot) == 0 {
+		return nil
+	}
+	cd, err := pgcontrol.ReadFile(dataDir)
+	if err != nil {
+		return err
+	}
+	minimum := map[string]int{
+		"max_connections":           cd.MaxConnections,
+		"max_worker_processes":      cd.MaxWorkerProcesses,
+		"max_wal_senders":           cd.MaxWalSenders, // 0 before 12: not recorded, not checked
+		"max_prepared_transactions": cd.MaxPreparedXacts,
+		"max_locks_per_transaction": cd.MaxLocksPerXact,
+	}
+	var errs []error
+	for _, st := range hot {
+		want := minimum[strings.ToLower(st.Name)]
+		if v, err := strconv.Atoi(strings.Trim(strings.TrimSpace(st.Value), "'")); err == nil && v < want {
+			errs = append(errs, fmt.Errorf("%s = %d is below the source's %d: a hot standby refuses to start with less; use at least %d, or drop the setting", st.Name, v, want, want))
+		}
+	}
+	return errors.Join(errs...)
 }
