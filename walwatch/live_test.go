@@ -359,6 +359,9 @@ func TestLiveStandby(t *testing.T) {
 			p.Exec(t, "SELECT pg_terminate_backend($1)", walsenderPID(t, p))
 		}, "fault stream-lost", "recovered")
 		frozen := serverPIDs(t, p.DataDir)
+		// Should a step fail while they are frozen, thaw them first so the
+		// primary's own cleanup can stop it (cleanups run last-in first-out).
+		t.Cleanup(func() { signalAll(frozen, syscall.SIGCONT) })
 		step(t, cs, func() { signalAll(frozen, syscall.SIGSTOP) }, "fault timeout")
 		step(t, cs, func() { signalAll(frozen, syscall.SIGCONT) }, "recovered")
 		step(t, cs, func() { s.stop(t); s.start(t) }, "shutdown-requested", "shutdown", "streaming")
