@@ -5,16 +5,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 )
-
-// portLockDir holds one lock file per port handed out, shared by every test
-// process on the machine (go test runs packages in parallel).
-var portLockDir = filepath.Join(os.TempDir(), "pgstage-ports")
 
 // FreePort returns a TCP port that no other test of any process on this
 // machine holds, and that nothing listens on now. It is reserved until the
@@ -23,31 +17,30 @@ var portLockDir = filepath.Join(os.TempDir(), "pgstage-ports")
 // Ports come from below the kernel's ephemeral range: a port the kernel
 // picks for "listen on :0" is also what it hands out as the source port of
 // outgoing connections, so it can be taken between the pick and the
-// server's bind. An flock on a lock file keeps two test processes from
-// choosing the same port.
+// server's bind.
+//
+// The reservation is an abstract Unix socket named after the port. Abstract
+// sockets live in the network namespace, the same one TCP ports live in, so
+// two test processes that could collide on a port always see each other's
+// reservation, even when they have different temporary directories (a CI
+// checkout in its own mount namespace, a TMPDIR set by one of them). A lock
+// file under os.TempDir() did not: a CI run and a local run picked the same
+// port.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
 	lo, hi := portRange()
-	if err := os.MkdirAll(portLockDir, 0o777); err != nil {
-		tb.Fatalf("pgtest: port locks: %v", err)
-	}
-	os.Chmod(portLockDir, 0o777|os.ModeSticky)
 	start := lo + rand.IntN(hi-lo)
 	for i := 0; i < hi-lo; i++ {
 		port := lo + (start-lo+i)%(hi-lo)
-		f, err := os.OpenFile(filepath.Join(portLockDir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+		lock, err := net.Listen("unix", "@pgstage-port-"+strconv.Itoa(port))
 		if err != nil {
-			continue
-		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-			f.Close()
-			continue
+			continue // held by another test
 		}
 		if !bindable(port) {
-			f.Close()
+			lock.Close()
 			continue
 		}
-		tb.Cleanup(func() { f.Close() })
+		tb.Cleanup(func() { lock.Close() })
 		return port
 	}
 	tb.Fatalf("pgtest: no free TCP port in %d-%d", lo, hi)

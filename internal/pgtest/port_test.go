@@ -1,0 +1,40 @@
+package pgtest
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestFreePortReservedAcrossProcesses checks that a port handed out here is
+// refused to another process that has a different temporary directory, the
+// case a lock file under os.TempDir() missed, and that it is free again once
+// the test holding it ends.
+func TestFreePortReservedAcrossProcesses(t *testing.T) {
+	if os.Getenv("PGSTAGE_PORT_PROBE") != "" {
+		port, _ := strconv.Atoi(os.Getenv("PGSTAGE_PORT_PROBE"))
+		l, err := net.Listen("unix", "@pgstage-port-"+strconv.Itoa(port))
+		if err == nil {
+			l.Close()
+			t.Fatalf("port %d is not reserved", port)
+		}
+		return
+	}
+	var port int
+	t.Run("hold", func(t *testing.T) {
+		port = FreePort(t)
+		lo, hi := portRange()
+		require.True(t, port >= lo && port < hi, "port %d outside [%d,%d)", port, lo, hi)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFreePortReservedAcrossProcesses$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "PGSTAGE_PORT_PROBE="+strconv.Itoa(port), "TMPDIR="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "another process could reserve port %d:\n%s", port, out)
+	})
+	l, err := net.Listen("unix", "@pgstage-port-"+strconv.Itoa(port))
+	require.NoError(t, err, "port %d still reserved after its test ended", port)
+	l.Close()
+}
