@@ -146,7 +146,10 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 			return nil, fmt.Errorf("backupsel: tablespace %s: mapped location %q is not absolute", oid, dest)
 		}
 		dest = filepath.Clean(dest)
-		if within(dest, root) || within(root, dest) {
+		// Compared as written and as the kernel will walk them: a
+		// symbolic link on either path can put one inside the other.
+		rd, rr := resolved(dest), resolved(root)
+		if within(dest, root) || within(root, dest) || within(rd, rr) || within(rr, rd) {
 			return nil, fmt.Errorf("backupsel: tablespace %s (source location %s): destination %s is inside or above the data directory %s; set RestoreOptions.TablespaceMapping or TablespaceDir elsewhere",
 				oid, ts.Location, dest, root)
 		}
@@ -241,6 +244,24 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	x.report(true)
 	res.Files, res.Bytes, res.Skipped = x.files, x.done, x.skipped
 	return res, nil
+}
+
+// resolved returns the clean absolute path p with the symbolic links in its
+// existing leading part resolved; the part that does not exist yet is kept
+// as written.
+func resolved(p string) string {
+	cur, rest := p, ""
+	for {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }
 
 // within reports whether p is dir or below it (both clean and absolute).

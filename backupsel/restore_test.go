@@ -185,6 +185,31 @@ func TestRestoreTablespaceDestinations(t *testing.T) {
 	assert.FileExists(t, filepath.Join(mine, "keep"))
 	assert.NoDirExists(t, filepath.Join(tmp, "data2"), "a failed restore removes the data directory it created")
 
+	// Symbolic links: one that leads into the data directory, and a data
+	// directory reached through one that leads into the destination.
+	require.NoError(t, os.MkdirAll(filepath.Join(tmp, "data3"), 0o700))
+	require.NoError(t, os.Symlink(filepath.Join(tmp, "data3"), filepath.Join(tmp, "to-data3")))
+	require.NoError(t, os.MkdirAll(filepath.Join(tmp, "outer"), 0o700))
+	require.NoError(t, os.Symlink(filepath.Join(tmp, "outer"), filepath.Join(tmp, "to-outer")))
+	for name, c := range map[string]struct {
+		data string
+		opts backupsel.RestoreOptions
+	}{
+		"mapped through a link into the data dir": {filepath.Join(tmp, "data3"),
+			backupsel.RestoreOptions{TablespaceMapping: map[string]string{src: filepath.Join(tmp, "to-data3", "ts")}}},
+		"dir through a link into the data dir": {filepath.Join(tmp, "data3"),
+			backupsel.RestoreOptions{TablespaceDir: filepath.Join(tmp, "to-data3", "pg_tblspc")}},
+		"data dir through a link below the destination": {filepath.Join(tmp, "to-outer", "data"),
+			backupsel.RestoreOptions{TablespaceMapping: map[string]string{src: filepath.Join(tmp, "outer")}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := b.Restore(context.Background(), c.data, c.opts)
+			require.ErrorContains(t, err, "inside or above the data directory")
+			entries, _ := os.ReadDir(filepath.Join(tmp, "data3"))
+			assert.Empty(t, entries, "nothing written into the data directory")
+		})
+	}
+
 	for name, opts := range map[string]backupsel.RestoreOptions{
 		"mapped inside":      {TablespaceMapping: map[string]string{src: filepath.Join(tmp, "data3", "ts")}},
 		"mapped above":       {TablespaceMapping: map[string]string{src: tmp}},
