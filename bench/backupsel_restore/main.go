@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/pgstage/pgstage/backupsel"
@@ -17,9 +18,20 @@ func main() {
 	path := flag.String("path", "", "backup path")
 	data := flag.String("data", "", "data directory to restore into")
 	verify := flag.Bool("verify", false, "Select with checksum verification")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of both steps to this file")
 	flag.Parse()
 	if *path == "" || *data == "" {
 		log.Fatal("usage: backupsel_restore -path BACKUP_PATH -data DATA_DIR")
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx := context.Background()
 	t0 := time.Now()
