@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/pgstage/pgstage/internal/atomicfile"
 )
 
 // Save writes every changed file atomically: a temporary file in the same
@@ -103,59 +105,28 @@ func (c *Config) writePath(path string) (string, error) {
 	return resolved, nil
 }
 
-// writeNoFollow replaces the file at path atomically; a symbolic link
-// there would be replaced, not followed.
-func writeNoFollow(path string, data []byte) (err error) {
+// writeNoFollow replaces the file at path atomically, keeping its mode
+// and owner; a symbolic link there would be replaced, not followed.
+func writeNoFollow(path string, data []byte) error {
 	mode := os.FileMode(0o600)
-	uid, gid := -1, -1
-	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() {
+	var opts []atomicfile.Option
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("pgconf: %w", err)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("pgconf: %s is not a regular file", path)
+	default:
 		mode = st.Mode().Perm()
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(sys.Uid), int(sys.Gid)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("pgconf: %w", err)
-	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".pgconf-*")
-	if err != nil {
-		return fmt.Errorf("pgconf: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("pgconf: %w", err)
-	}
-	if uid >= 0 && (uid != os.Geteuid() || gid != os.Getegid()) {
-		if err = tmp.Chown(uid, gid); err != nil {
-			return fmt.Errorf("pgconf: keeping the owner of %s: %w", path, err)
+		// Give it away only when it is not ours already: a user who may edit
+		// a file of their own need not be allowed to chown it.
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != os.Geteuid() || int(sys.Gid) != os.Getegid()) {
+			opts = append(opts, atomicfile.Owner(int(sys.Uid), int(sys.Gid)))
 		}
 	}
-	if _, err = tmp.Write(data); err != nil {
+	if err := atomicfile.Write(path, data, mode, opts...); err != nil {
 		return fmt.Errorf("pgconf: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("pgconf: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("pgconf: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("pgconf: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		derr = d.Sync()
-		d.Close()
-		if derr != nil {
-			return fmt.Errorf("pgconf: syncing %s: %w", dir, derr)
-		}
 	}
 	return nil
 }

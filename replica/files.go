@@ -12,45 +12,20 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/pgstage/pgstage/internal/atomicfile"
 )
 
-// writeFile replaces path atomically: a temporary file in the same directory
-// (created 0600 by os.CreateTemp, so a secret is never readable by others
-// for an instant), given its owner, written, synced and renamed over path.
-// The mode is never widened after the data is in: the file is created with
-// the mode it keeps.
-func (s *Standby) writeFile(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("replica: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+// writeFile replaces path atomically with a 0600 file of the OS user's
+// (see [atomicfile.Write]): the mode and owner are set before the data is
+// in, so a secret is never readable by others for an instant.
+func (s *Standby) writeFile(path string, data []byte) error {
+	var opts []atomicfile.Option
 	if s.uid >= 0 {
-		if err = tmp.Chown(s.uid, s.gid); err != nil {
-			return fmt.Errorf("replica: giving %s to %s: %w", path, s.osUser, err)
-		}
+		opts = append(opts, atomicfile.Owner(s.uid, s.gid))
 	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("replica: writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("replica: writing %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("replica: writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, data, 0o600, opts...); err != nil {
 		return fmt.Errorf("replica: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

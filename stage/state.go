@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pgstage/pgstage/internal/atomicfile"
 	"github.com/pgstage/pgstage/walwatch"
 )
 
@@ -52,8 +53,7 @@ type state struct {
 
 func statePath(stateDir string) string { return filepath.Join(stateDir, stateName) }
 
-// save writes the state atomically: a 0600 temporary file created in the
-// same directory (os.CreateTemp's mode), synced, renamed over the old one.
+// save writes the state atomically, 0600 (see [atomicfile.Write]).
 func (st *state) save(stateDir string) error {
 	st.Version = stateVersion
 	if n := len(st.Faults); n > maxHistory {
@@ -68,28 +68,8 @@ func (st *state) save(stateDir string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(stateDir, ".state-*.json")
-	if err != nil {
+	if err := atomicfile.Write(statePath(stateDir), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("stage: state file: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, statePath(stateDir))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("stage: state file: %w", err)
-	}
-	if d, err := os.Open(stateDir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
