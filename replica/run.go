@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgstage/pgstage/internal/netcheck"
 	"github.com/pgstage/pgstage/internal/secret"
 	"github.com/pgstage/pgstage/pgconf"
 )
@@ -251,31 +251,9 @@ func (s *Standby) LogTail(n int) string {
 // checkPort fails when something already listens on the staging port, on
 // TCP at the listen addresses or on the Unix socket.
 func (s *Standby) checkPort() error {
-	port := strconv.Itoa(s.cfg.Port)
-	for _, addr := range strings.Split(s.cfg.ListenAddresses, ",") {
-		addr = strings.TrimSpace(addr)
-		switch addr {
-		case "":
-			continue
-		case "*":
-			addr = ""
-		case "localhost":
-			addr = "127.0.0.1"
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(addr, port))
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("%w: port %d on %q: %v", ErrPortInUse, s.cfg.Port, addr, err)
-		}
-		if l != nil {
-			l.Close()
-		}
-	}
-	for _, dir := range strings.Split(s.cfg.SocketDir, ",") {
-		sock := filepath.Join(strings.TrimSpace(dir), ".s.PGSQL."+port)
-		if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-			c.Close()
-			return fmt.Errorf("%w: a server answers on %s", ErrPortInUse, sock)
-		}
+	err := netcheck.PortFree(s.cfg.Port, strings.Split(s.cfg.ListenAddresses, ","), strings.Split(s.cfg.SocketDir, ","))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPortInUse, err)
 	}
 	return nil
 }

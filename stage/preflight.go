@@ -6,18 +6,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgstage/pgstage/backupsel"
+	"github.com/pgstage/pgstage/internal/netcheck"
 )
 
 // preflight is what the checks learnt, for the job that follows.
@@ -143,19 +142,16 @@ func binaryVersion(ctx context.Context, binDir string) (string, error) {
 // portFree checks that nothing listens on port over TCP (any address or
 // loopback) nor on the Unix socket a server on that port would create.
 func portFree(port int, socketDir string) error {
-	for _, addr := range []string{"127.0.0.1", "0.0.0.0"} {
-		ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
-		if err != nil {
-			return fmt.Errorf("port %d is in use (%s)", port, addr)
-		}
-		ln.Close()
+	err := netcheck.PortFree(port, []string{"127.0.0.1", "0.0.0.0"}, []string{socketDir})
+	var e *netcheck.InUseError
+	switch {
+	case !errors.As(err, &e):
+		return err
+	case e.Socket != "":
+		return fmt.Errorf("a server listens on %s", e.Socket)
+	default:
+		return fmt.Errorf("port %d is in use (%s)", port, e.Addr)
 	}
-	sock := filepath.Join(socketDir, ".s.PGSQL."+strconv.Itoa(port))
-	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-		c.Close()
-		return fmt.Errorf("a server listens on %s", sock)
-	}
-	return nil
 }
 
 // dataDirUsable accepts an absent or empty data directory whose parent
