@@ -4,35 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgstage/pgstage/internal/secret"
+	"github.com/pgstage/pgstage/internal/replconn"
 )
 
 // connectSource opens a physical replication connection to the source as
-// the replication user. The password goes into the connection config, not
-// into a connection string.
+// the replication user (see [replconn.Connect]).
 func (s *Standby) connectSource(ctx context.Context) (*pgconn.PgConn, error) {
 	src := s.cfg.Source
-	kv := map[string]string{
-		"host":             src.Host,
-		"port":             strconv.Itoa(src.Port),
-		"user":             src.User,
-		"sslmode":          src.SSLMode,
-		"replication":      "true",
-		"application_name": s.cfg.ApplicationName,
-		"connect_timeout":  "10",
-	}
-	pc, err := pgconn.ParseConfig(conninfo(kv))
+	conn, err := replconn.Connect(ctx, replconn.Config{
+		Host: src.Host, Port: src.Port, User: src.User, Password: src.Password, SSLMode: src.SSLMode,
+		ApplicationName: s.cfg.ApplicationName,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("replica: source connection settings: %w", err)
-	}
-	pc.Password = src.Password
-	conn, err := pgconn.ConnectConfig(ctx, pc)
-	if err != nil {
-		return nil, secret.Error(fmt.Errorf("replica: replication connection to the source %s:%d as %s: %w", src.Host, src.Port, src.User, err), src.Password)
+		return nil, fmt.Errorf("replica: %w", err)
 	}
 	return conn, nil
 }

@@ -8,8 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgstage/pgstage/backupsel"
-	"github.com/pgstage/pgstage/internal/libpq"
-	"github.com/pgstage/pgstage/internal/secret"
+	"github.com/pgstage/pgstage/internal/replconn"
 )
 
 // sourceInfo is what a replication connection to the source told.
@@ -22,26 +21,16 @@ type sourceInfo struct {
 	MaxWALSenders    int
 }
 
-// connectReplication opens a physical replication connection to the source.
-// The password goes into the parsed config, never into a string.
+// connectReplication opens a physical replication connection to the
+// source (see [replconn.Connect]), the whole of it bounded by
+// ConnectTimeout.
 func connectReplication(ctx context.Context, src Source) (*pgconn.PgConn, error) {
-	conninfo := fmt.Sprintf("host=%s port=%d user=%s dbname=replication replication=true application_name=pgstage_preflight connect_timeout=%d",
-		libpq.Quote(src.Host), src.Port, libpq.Quote(src.User), max(1, int(src.ConnectTimeout.Seconds())))
-	if src.SSLMode != "" {
-		conninfo += " sslmode=" + libpq.Quote(src.SSLMode)
-	}
-	pc, err := pgconn.ParseConfig(conninfo)
-	if err != nil {
-		return nil, err
-	}
-	pc.Password = src.Password
 	ctx, cancel := context.WithTimeout(ctx, src.ConnectTimeout)
 	defer cancel()
-	conn, err := pgconn.ConnectConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("replication connection to %s:%d as %s: %w", src.Host, src.Port, src.User, secret.Error(err, src.Password))
-	}
-	return conn, nil
+	return replconn.Connect(ctx, replconn.Config{
+		Host: src.Host, Port: src.Port, User: src.User, Password: src.Password, SSLMode: src.SSLMode,
+		ApplicationName: "pgstage_preflight", ConnectTimeout: src.ConnectTimeout,
+	})
 }
 
 // identifySource connects to the source as the replication role and asks
