@@ -53,14 +53,21 @@ func osUser() (User, error) {
 
 // TempDir returns a new directory with a short path under the system temp
 // directory (Unix socket paths are limited to about 100 bytes), owned by the
-// OS user, and removed when the test ends.
+// OS user, and removed when the test ends. If the test process dies before
+// that, the next test process to call TempDir stops the servers left running
+// in it and removes it (see [Reap]).
 func TempDir(tb testing.TB) string {
 	tb.Helper()
+	reapLeftovers()
 	dir, err := os.MkdirTemp("", "pgs")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	if err := writeOwner(dir); err != nil {
+		os.Remove(dir)
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { removeTempDir(dir) })
 	Chown(tb, dir)
 	return dir
 }
