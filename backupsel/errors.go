@@ -101,3 +101,19 @@ func (e *ArchiveError) Error() string {
 }
 
 func (e *ArchiveError) Unwrap() error { return e.Err }
+
+// NotWholeError is returned by Restore of a deferred backup (see
+// [Backup.Deferred]) whose contents fail a check Select would otherwise
+// have made: PG_VERSION or global/pg_control missing or not matching the
+// backup's WAL, or names and sizes not matching backup_manifest. The data
+// directory is left as it was before Restore.
+type NotWholeError struct {
+	Backup string // the backup's name
+	Err    error
+}
+
+func (e *NotWholeError) Error() string {
+	return "backupsel: " + e.Backup + " is not whole (found while restoring it; the data directory was left as it was): " + e.Err.Error()
+}
+
+func (e *NotWholeError) Unwrap() error { return e.Err }

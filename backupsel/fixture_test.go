@@ -35,6 +35,42 @@ type fixture struct {
 	Files       map[string]string // extra data files (path -> content)
 	Tablespace  string            // source location of one tablespace (OID 16400), "" for none
 	TSMap       bool              // write tablespace_map (as pg_basebackup -F t does)
+	// WALHeader starts the WAL segment with a real long page header (the
+	// major's page magic and WALSysID, default SysID), which lets Select
+	// defer reading base.tar in a zip; without it the segment is filler.
+	WALHeader bool
+	WALSysID  uint64
+	WALMajor  string // default Major
+	// Skew makes backup_manifest list this file one byte longer.
+	Skew string
+}
+
+// fxWALMagic is XLOG_PAGE_MAGIC by major, stated here independently of the
+// package's table.
+var fxWALMagic = map[string]uint16{"10": 0xD097, "13": 0xD106, "15": 0xD110, "18": 0xD118}
+
+// walSegment returns the fixture's WAL segment.
+func (fx fixture) walSegment() []byte {
+	seg := bytes.Repeat([]byte{0xd1}, 1<<16)
+	if fx.WALHeader {
+		copy(seg, make([]byte, 40))
+		major := fx.WALMajor
+		if major == "" {
+			major = fx.Major
+		}
+		binary.LittleEndian.PutUint16(seg[0:], fxWALMagic[major])
+		binary.LittleEndian.PutUint16(seg[2:], 0x0002|0x0004) // XLP_LONG_HEADER|XLP_BKP_REMOVABLE
+		binary.LittleEndian.PutUint32(seg[4:], 1)
+		binary.LittleEndian.PutUint64(seg[8:], 0x2000000)
+		sysid := fx.WALSysID
+		if sysid == 0 {
+			sysid = fx.SysID
+		}
+		binary.LittleEndian.PutUint64(seg[24:], sysid)
+		binary.LittleEndian.PutUint32(seg[32:], 16<<20)
+		binary.LittleEndian.PutUint32(seg[36:], 8192)
+	}
+	return seg
 }
 
 const (
@@ -106,8 +142,9 @@ func (fx fixture) build(t testing.TB) map[string][]byte {
 	var ts []tarFile
 	if fx.Tablespace != "" {
 		base = append(base, tarFile{name: fmt.Sprintf("pg_tblspc/%d", fxOID), typ: tar.TypeSymlink, link: fx.Tablespace})
-		if fx.TSMap {
-			base = append(base, tarFile{name: "tablespace_map", body: []byte(fmt.Sprintf("%d %s\n", fxOID, fx.Tablespace))})
+		if fx.TSMap { // second, after backup_label, as pg_basebackup sends it
+			tsMap := tarFile{name: "tablespace_map", body: []byte(fmt.Sprintf("%d %s\n", fxOID, fx.Tablespace))}
+			base = append(base[:1], append([]tarFile{tsMap}, base[1:]...)...)
 		}
 		ts = []tarFile{
 			{name: "PG_15_202209061/", typ: tar.TypeDir},
@@ -115,7 +152,7 @@ func (fx fixture) build(t testing.TB) map[string][]byte {
 			{name: "PG_15_202209061/5/16401", body: bytes.Repeat([]byte("t"), 8192)},
 		}
 	}
-	seg := bytes.Repeat([]byte{0xd1}, 1<<16)
+	seg := fx.walSegment()
 	if fx.WAL == "base" {
 		base = append(base, tarFile{name: "pg_wal/" + fxStartSeg, body: seg})
 	}
@@ -142,6 +179,11 @@ func (fx fixture) build(t testing.TB) map[string][]byte {
 			if f.typ == 0 {
 				f.name = fmt.Sprintf("pg_tblspc/%d/%s", fxOID, f.name)
 				mf = append(mf, f)
+			}
+		}
+		for i := range mf {
+			if mf[i].name == fx.Skew {
+				mf[i].body = append(append([]byte(nil), mf[i].body...), 'x')
 			}
 		}
 		out["backup_manifest"] = manifestFor(mf)

@@ -91,6 +91,12 @@ type RestoreResult struct {
 //
 // Directories are created 0700 and files 0600, or 0750 and 0640 when the
 // backup uses group access (Backup.GroupAccess).
+//
+// For a deferred backup (Backup.Deferred), Restore also makes the checks
+// Select left to it: PG_VERSION and global/pg_control present and agreeing
+// with the major version and system identifier Select read from the WAL,
+// and every file's name and size agreeing with backup_manifest. A failure
+// is a [*NotWholeError], and the data directory is left as it was.
 func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOptions) (res *RestoreResult, err error) {
 	if dataDir == "" {
 		return nil, errors.New("backupsel: empty data directory path")
@@ -108,6 +114,9 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	}
 	x := newExtractor(ctx, b.GroupAccess, opts, bufSize)
 	x.total = b.TotalBytes
+	if b.Deferred {
+		x.sizes = map[string]int64{}
+	}
 	if opts.Logger != nil {
 		x.log = opts.Logger
 	}
@@ -187,6 +196,11 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	if x.pgControl == nil {
 		return nil, &ArchiveError{Archive: b.archiveName(&b.Archives[0]), Err: errors.New("no global/pg_control")}
 	}
+	if b.Deferred {
+		if err := b.checkDeferred(x); err != nil {
+			return nil, &NotWholeError{Backup: b.Name, Err: err}
+		}
+	}
 	for _, ts := range res.Tablespaces {
 		link := filepath.Join(root, "pg_tblspc", strconv.FormatUint(uint64(ts.OID), 10))
 		if x.links[link] {
@@ -246,6 +260,32 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	return res, nil
 }
 
+// checkDeferred makes the checks a deferred Select left to Restore (see
+// Backup.Deferred), on what the archives held.
+func (b *Backup) checkDeferred(x *extractor) error {
+	if x.pgVersion == nil {
+		return errors.New("base.tar has no PG_VERSION: not a backup of a data directory")
+	}
+	major, text, err := parsePGVersion(x.pgVersion)
+	if err != nil {
+		return err
+	}
+	if major != b.Major {
+		return fmt.Errorf("PG_VERSION says %s, but the backup's WAL was written by PostgreSQL %s", text, b.PGVersion)
+	}
+	id, err := systemIdentifier(x.pgControl)
+	if err != nil {
+		return err
+	}
+	if id != b.SystemIdentifier {
+		return fmt.Errorf("global/pg_control has system identifier %d, but the backup's WAL belongs to system %d", id, b.SystemIdentifier)
+	}
+	if b.Manifest != nil {
+		return b.Manifest.compare(b.Name, x.sizes, nil)
+	}
+	return nil
+}
+
 // resolved returns the clean absolute path p with the symbolic links in its
 // existing leading part resolved; the part that does not exist yet is kept
 // as written.
@@ -287,8 +327,13 @@ type extractor struct {
 	links              map[string]bool // symbolic links created
 	tsDest             map[uint32]string
 	pgControl          []byte
-	skipped            []string
-	w                  *writers // small-file writers; nil writes everything in line
+	// For a deferred backup: file sizes by data-directory path (as in
+	// backup_manifest), the prefix of the archive being read, and PG_VERSION.
+	sizes      map[string]int64
+	sizePrefix string
+	pgVersion  []byte
+	skipped    []string
+	w          *writers // small-file writers; nil writes everything in line
 	// rangeSrc is a second handle on an uncompressed archive file, for
 	// copying large files inside the kernel (copy_file_range).
 	rangeSrc *os.File
@@ -420,6 +465,14 @@ func (x *extractor) restoreArchive(b *Backup, a *Archive, target string) error {
 		defer ra.Close()
 		r = ra
 	}
+	switch a.Role {
+	case RoleTablespace:
+		x.sizePrefix = "pg_tblspc/" + strconv.FormatUint(uint64(a.OID), 10) + "/"
+	case RoleWAL:
+		x.sizePrefix = "pg_wal/"
+	default:
+		x.sizePrefix = ""
+	}
 	x.log.Debug("backupsel: restoring", "archive", name, "into", target)
 	err = x.extract(r, name, target, a.Role)
 	if err == nil && (compressed || b.Layout == LayoutZip) {
@@ -461,17 +514,36 @@ func (x *extractor) extract(r io.Reader, archive, target string, role Role) erro
 		case tar.TypeDir:
 			return x.mkdirAll(dst)
 		case tar.TypeReg, tar.TypeRegA:
-			if role == RoleBase && name == "global/pg_control" {
+			if x.sizes != nil {
+				x.sizes[x.sizePrefix+name] = h.Size
+			}
+			// Kept in memory: pg_control is written last (see Restore),
+			// PG_VERSION checked after a deferred Select.
+			var keep *[]byte
+			switch {
+			case role == RoleBase && name == "global/pg_control":
+				keep = &x.pgControl
+			case role == RoleBase && name == "PG_VERSION" && x.sizes != nil:
+				keep = &x.pgVersion
+			}
+			if keep != nil {
 				if h.Size > 1<<20 {
-					return unsafe("global/pg_control larger than 1 MiB")
+					return unsafe(name + " larger than 1 MiB")
 				}
 				data, err := io.ReadAll(tr)
 				if err != nil {
 					return err
 				}
-				x.pgControl = data
+				*keep = data
 				x.done += int64(len(data))
-				return x.mkdirAll(path.Dir(dst))
+				if keep == &x.pgControl {
+					return x.mkdirAll(path.Dir(dst))
+				}
+				if err := x.writeData(dst, openFlags, data); err != nil {
+					return err
+				}
+				x.files++
+				return nil
 			}
 			if err := x.mkdirAll(path.Dir(dst)); err != nil {
 				return err

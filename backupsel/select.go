@@ -92,9 +92,10 @@ type Archive struct {
 	OID          uint32 // for RoleTablespace
 	Compression  Compression
 	Size         int64 // bytes stored (compressed size; inside a zip, the entry's compressed size)
-	Entries      int   // tar entries
-	ContentBytes int64 // bytes of file content inside
+	Entries      int   // tar entries; 0 for an archive a deferred Select did not read
+	ContentBytes int64 // bytes of file content inside; 0 for an archive a deferred Select did not read
 	path         string
+	usize        int64 // inside a zip: the entry's uncompressed size
 }
 
 // Candidate is a backup Select considered; for the ones passed over, Reason
@@ -131,8 +132,15 @@ type Backup struct {
 	Passed []Candidate // every candidate passed over, with the reason
 	Notes  []string    // things the caller may want to show (ignored options, unverified checksums)
 
-	// TotalBytes is the file content Restore writes, for progress.
+	// TotalBytes is the file content Restore writes, for progress. When
+	// Deferred it is exact for a backup with a backup_manifest and an
+	// estimate (the archives' size) without one.
 	TotalBytes int64
+
+	// Deferred is true when Select did not read base.tar (nor the
+	// tablespace archives) through, because a zip proved them whole; see
+	// [Select]. Restore then makes the checks that need their contents.
+	Deferred bool
 
 	bufSize       int
 	tablespaceMap bool
@@ -265,6 +273,7 @@ type candidateFile struct {
 	name    string // base name
 	path    string // file path, or entry name inside the zip
 	size    int64
+	usize   int64 // inside a zip: the entry's uncompressed size
 	modTime time.Time
 }
 
@@ -288,7 +297,7 @@ func inspect(ctx context.Context, c Candidate, opts Options, settle time.Duratio
 		if m == nil {
 			continue
 		}
-		a := Archive{Name: f.name, Size: f.size, path: f.path}
+		a := Archive{Name: f.name, Size: f.size, path: f.path, usize: f.usize}
 		switch m[1] {
 		case "base":
 			a.Role = RoleBase
@@ -329,26 +338,41 @@ func inspect(ctx context.Context, c Candidate, opts Options, settle time.Duratio
 		}
 		b.Manifest, b.manifestRaw = m, raw
 	}
-	st := &scanState{sizes: map[string]int64{}, wal: map[string]Role{}, links: map[uint32]string{}}
-	if opts.Verify && b.Manifest != nil {
-		st.algs = b.Manifest.algorithms()
-		st.sums = map[string]string{}
-	}
-	for i := range b.Archives {
-		if err := scanArchive(ctx, b, &b.Archives[i], st); err != nil {
+	st := newScanState()
+	if c.Layout == LayoutZip && !opts.Verify {
+		if b.Deferred, err = b.inspectZip(ctx, st); err != nil {
 			return nil, err
 		}
-		b.TotalBytes += b.Archives[i].ContentBytes
+		if !b.Deferred { // read everything, as for a folder
+			st = newScanState()
+			for i := range b.Archives {
+				b.Archives[i].Entries, b.Archives[i].ContentBytes = 0, 0
+			}
+		}
 	}
-	if err := b.learn(st); err != nil {
-		return nil, err
+	if !b.Deferred {
+		if opts.Verify && b.Manifest != nil {
+			st.algs = b.Manifest.algorithms()
+			st.sums = map[string]string{}
+		}
+		for i := range b.Archives {
+			if err := scanArchive(ctx, b, &b.Archives[i], st); err != nil {
+				return nil, err
+			}
+			b.TotalBytes += b.Archives[i].ContentBytes
+		}
+		if err := b.learn(st); err != nil {
+			return nil, err
+		}
+		if b.Manifest != nil {
+			if err := b.Manifest.compare(b.Name, st.sizes, st.sums); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if b.Manifest != nil {
-		if err := b.Manifest.compare(b.Name, st.sizes, st.sums); err != nil {
-			return nil, err
-		}
 		if b.Manifest.SystemIdentifier != 0 && b.Manifest.SystemIdentifier != b.SystemIdentifier {
-			return nil, reasonf("backup_manifest system identifier %d differs from global/pg_control's %d",
+			return nil, reasonf("backup_manifest system identifier %d differs from the backup's %d (global/pg_control, or the WAL when deferred)",
 				b.Manifest.SystemIdentifier, b.SystemIdentifier)
 		}
 	} else if opts.Verify {
@@ -457,6 +481,142 @@ func checkSettled(ctx context.Context, c Candidate, files []candidateFile, settl
 	return nil
 }
 
+// newScanState returns an empty scanState.
+func newScanState() *scanState {
+	return &scanState{sizes: map[string]int64{}, wal: map[string]Role{}, links: map[uint32]string{}}
+}
+
+// inspectZip is Select's way through a zip when checksums are not asked
+// for. The central directory, which zip writes last, proves the copy
+// complete, and every entry's CRC-32 is checked as Restore reads it, so
+// base.tar and the tablespace archives need not be inflated here just to
+// prove them whole: a second pass over a large deflated base.tar is most of
+// a restore's cost. What Select must know before a restore comes from the
+// small parts instead:
+//   - backup_label and tablespace_map, the first entries of base.tar
+//     (pg_basebackup sends them before the data directory);
+//   - the major version and system identifier, from the long page header of
+//     the segment the backup starts in, in pg_wal.tar (read whole, as it
+//     holds the WAL the backup needs).
+//
+// It reports false, having decided nothing, when that is not possible (WAL
+// inside base.tar, tablespaces without tablespace_map, a WAL page magic of
+// a version it does not know): Select then reads the whole zip. The checks
+// that need base.tar's contents (PG_VERSION, global/pg_control and its
+// system identifier, names and sizes against backup_manifest) are made by
+// Restore while it writes; see [Backup.Restore].
+func (b *Backup) inspectZip(ctx context.Context, st *scanState) (bool, error) {
+	var walArchive *Archive
+	for i := range b.Archives {
+		switch a := &b.Archives[i]; a.Role {
+		case RoleWAL:
+			walArchive = a
+		}
+	}
+	if walArchive == nil {
+		return false, nil
+	}
+	if err := scanHead(ctx, b, &b.Archives[0], st); err != nil {
+		return false, err
+	}
+	if st.backupLabel == nil {
+		return false, nil // let the full scan name what is wrong
+	}
+	label, err := parseBackupLabel(st.backupLabel)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range b.Archives {
+		if a.Role == RoleTablespace && !st.haveTablespaceMap {
+			return false, nil // the locations are links somewhere in base.tar
+		}
+	}
+	st.startSeg = label.StartWALFile
+	if err := scanArchive(ctx, b, walArchive, st); err != nil {
+		return false, err
+	}
+	major, sysid, ok := walIdentity(st.walHead)
+	if !ok {
+		return false, nil
+	}
+	b.Major, b.PGVersion, b.SystemIdentifier, b.Label = major, strconv.Itoa(major), sysid, label
+	// backup_label is written with the data directory's file mode
+	// (pg_file_create_mode), so it says whether the group may read.
+	b.GroupAccess = st.groupAccess
+	if st.haveTablespaceMap {
+		b.tablespaceMap = true
+		if b.Tablespaces, err = parseTablespaceMap(st.tablespaceMap, b.Major); err != nil {
+			return false, err
+		}
+	}
+	if err := b.checkTablespaceArchives(); err != nil {
+		return false, err
+	}
+	b.TotalBytes = walArchive.ContentBytes
+	if b.Manifest != nil {
+		for _, f := range b.Manifest.Files {
+			b.TotalBytes += f.Size
+		}
+	} else {
+		for _, a := range b.Archives {
+			if a.Role != RoleWAL {
+				b.TotalBytes += a.usize
+			}
+		}
+	}
+	b.Notes = append(b.Notes, "base.tar was not read through: the zip's central directory and CRC-32s prove it whole; "+
+		"Restore checks PG_VERSION, global/pg_control and the backup_manifest sizes as it writes")
+	return true, nil
+}
+
+// errStopWalk ends a tar walk early.
+var errStopWalk = errors.New("stop")
+
+// scanHead reads the entries pg_basebackup puts first in base.tar,
+// backup_label and tablespace_map, and stops at the first other one.
+func scanHead(ctx context.Context, b *Backup, a *Archive, st *scanState) error {
+	raw, err := b.openRaw(a)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	r, comp, closer, err := tarStream(raw, b.bufSize, false)
+	if err != nil {
+		return &ArchiveError{Archive: b.archiveName(a), Err: err}
+	}
+	defer closer.Close()
+	a.Compression = comp
+	err = walkTar(ctx, r, func(h *tar.Header, tr *tar.Reader, _ int64) error {
+		name, err := entryPath(h.Name)
+		if err != nil {
+			return errStopWalk // the full scan names the entry
+		}
+		var dst *[]byte
+		switch name {
+		case ".":
+			return nil
+		case "backup_label":
+			dst = &st.backupLabel
+			st.groupAccess = h.Mode&0o040 != 0
+		case "tablespace_map":
+			dst = &st.tablespaceMap
+			st.haveTablespaceMap = true
+		default:
+			return errStopWalk
+		}
+		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA || h.Size > 1<<20 {
+			return errStopWalk
+		}
+		data, err := io.ReadAll(tr)
+		*dst = data
+		return err
+	})
+	if err != nil && !errors.Is(err, errStopWalk) {
+		return &ArchiveError{Archive: b.archiveName(a), Err: err}
+	}
+	return nil
+}
+
 // scanState collects what the archives of one candidate hold.
 type scanState struct {
 	sizes map[string]int64 // regular files by data-directory path
@@ -468,6 +628,9 @@ type scanState struct {
 	haveTablespaceMap                                bool
 	groupAccess                                      bool
 	links                                            map[uint32]string
+
+	startSeg string // when set, keep the first bytes of this WAL segment
+	walHead  []byte
 }
 
 func scanArchive(ctx context.Context, b *Backup, a *Archive, st *scanState) error {
@@ -523,6 +686,15 @@ func scanArchive(ctx context.Context, b *Backup, a *Archive, st *scanState) erro
 			if isWALFile(path.Base(name)) && !strings.Contains(strings.TrimPrefix(strings.TrimPrefix(name, "pg_wal/"), "pg_xlog/"), "/") {
 				st.wal[path.Base(name)] = a.Role
 			}
+		}
+		if a.Role == RoleWAL && st.startSeg != "" && name == st.startSeg && st.walHead == nil {
+			head := make([]byte, walLongHeaderLen)
+			n, err := io.ReadFull(tr, head)
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+				return err
+			}
+			st.walHead = head[:n]
+			return nil // no checksums in this mode (see inspectZip)
 		}
 		var small *[]byte
 		if a.Role == RoleBase {
@@ -645,6 +817,12 @@ func (b *Backup) learn(st *scanState) error {
 			b.Tablespaces = append(b.Tablespaces, Tablespace{OID: oid, Location: loc})
 		}
 	}
+	return b.checkTablespaceArchives()
+}
+
+// checkTablespaceArchives checks that every tablespace has its archive and
+// every tablespace archive its tablespace.
+func (b *Backup) checkTablespaceArchives() error {
 	sort.Slice(b.Tablespaces, func(i, j int) bool { return b.Tablespaces[i].OID < b.Tablespaces[j].OID })
 	for _, ts := range b.Tablespaces {
 		found := false

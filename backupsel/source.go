@@ -36,7 +36,7 @@ func listZip(zipPath string) ([]candidateFile, error) {
 			nested = append(nested, f.Name)
 			continue
 		}
-		out = append(out, candidateFile{name: f.Name, path: f.Name, size: int64(f.CompressedSize64), modTime: f.Modified})
+		out = append(out, candidateFile{name: f.Name, path: f.Name, size: int64(f.CompressedSize64), usize: int64(f.UncompressedSize64), modTime: f.Modified})
 	}
 	if len(out) == 0 && len(nested) > 0 {
 		return nil, reasonf("backup files are not at the zip's root (found %s)", strings.Join(nested, ", "))
