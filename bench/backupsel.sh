@@ -12,14 +12,23 @@
 # Each command runs under /usr/bin/time -v (wall time and peak RSS); each
 # pair runs PGSTAGE_BENCH_RUNS times (default 3; PGSTAGE_BENCH_FORMS limits
 # the forms), alternating which goes
-# first, on a warm page cache; the output directory is removed between runs
-# (not timed). The backup is synthetic (see gen below): PostgreSQL-like
+# first, on a warm page cache.
+#
+# Every command writes into a fresh directory, and the outputs are removed
+# only after all runs of a form, then the script waits PGSTAGE_BENCH_SETTLE
+# seconds (default 65). ext4 does not reuse an inode freed in the last 60
+# seconds: right after removing a 10,000-file output, creating 10,000 files
+# makes the allocator scan past every freed inode, which tripled the system
+# time of whichever command came next (measured with perf: recently_deleted
+# in ext4_create). A staging host restores into a fresh directory, so that
+# is what is measured. The backup is synthetic (see gen below): PostgreSQL-like
 # layout, 8 KiB pages part random, part repetitive, so they compress about as
 # table pages do.
 #
-# Work files go to PGSTAGE_BENCH_DIR (default /var/tmp/pgstage-bench-backupsel,
-# about 8 GiB free needed); they are kept between runs to save the generation
-# time: remove the directory to start over.
+# Work files go to PGSTAGE_BENCH_DIR (default /var/tmp/pgstage-bench-backupsel;
+# about 20 GiB free needed, as each form keeps its outputs until its runs
+# end). The generated backup is kept between invocations to save the
+# generation time: remove the directory to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${PGSTAGE_BENCH_DIR:-/var/tmp/pgstage-bench-backupsel}
@@ -84,12 +93,15 @@ files=$(tar -tf "$work/plain/base.tar" | grep -vc '/$')
 size=$(( $(stat -c %s "$work/plain/base.tar") + $(stat -c %s "$work/plain/pg_wal.tar") ))
 go build -o "$work/backupsel_restore" ./bench/backupsel_restore
 
-out=$work/out
-# measure NAME CMD...: run under /usr/bin/time -v, print "NAME wall_s rss_kib
-# cpu_s" (user + system CPU of the command and its children) and its stderr.
+outs=$work/out
+settle=${PGSTAGE_BENCH_SETTLE:-65}
+rm -rf "$outs"
+# measure NAME CMD...: run under /usr/bin/time -v in the fresh directory
+# $out, print "NAME wall_s rss_kib cpu_s" (user + system CPU of the command
+# and its children) and its stderr.
 measure() {
 	local name=$1; shift
-	rm -rf "$out"; mkdir -p "$out"; sync
+	mkdir -p "$out"; sync
 	/usr/bin/time -v -o "$work/time.txt" "$@" 2> "$work/stderr.txt" >/dev/null || { cat "$work/stderr.txt" >&2; exit 1; }
 	local wall rss cpu
 	wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/time.txt")
@@ -106,21 +118,24 @@ manual_zip() {
 		tar -xf "$out.zip/pg_wal.tar" -C "$out/pg_wal" && rm -rf "$out.zip"
 }
 export -f manual_plain manual_gzip manual_lz4 manual_zstd manual_zip
-export work out
+export work
 
 echo "backup: $files files, $((size >> 20)) MiB uncompressed; $(nproc) CPUs; $(df -T "$work" | awk 'NR==2{print $2}') at $work"
 echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib manual_cpu_s backupsel_cpu_s backupsel_steps"
 for form in $forms; do
 	for run in $(seq "$runs"); do
+		mout=$outs/$form-$run-manual gout=$outs/$form-$run-backupsel
 		if [ $((run % 2)) = 1 ]; then
-			m=$(measure manual bash -c "manual_$form"); g=$(measure backupsel "$work/backupsel_restore" -path "$work/$form" -data "$out/data")
+			m=$(out=$mout measure manual bash -c "manual_$form")
+			g=$(out=$gout measure backupsel "$work/backupsel_restore" -path "$work/$form" -data "$gout/data")
 		else
-			g=$(measure backupsel "$work/backupsel_restore" -path "$work/$form" -data "$out/data"); m=$(measure manual bash -c "manual_$form")
+			g=$(out=$gout measure backupsel "$work/backupsel_restore" -path "$work/$form" -data "$gout/data")
+			m=$(out=$mout measure manual bash -c "manual_$form")
 		fi
 		set -- $m; mw=$2 mr=$3 mc=$4
 		set -- $g; gw=$2 gr=$3 gc=$4; shift 4; steps="$*"
 		echo "$form $mw $gw $(awk -v a="$gw" -v b="$mw" 'BEGIN{printf "%.2f", a/b}') $mr $gr $mc $gc $steps"
 	done
+	rm -rf "$outs"; sync; sleep "$settle"
 done
-rm -rf "$out" "$out.zip"
 # Summary: awk -f bench/backupsel_summary.awk on this output.
