@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,7 +66,7 @@ func (s *Standby) Start(ctx context.Context) error {
 	}
 	args := []string{"start", "-D", s.cfg.DataDir, "-l", s.cfg.LogFile, "-s"}
 	if r.pgctlWaitsForStandby {
-		args = append(args, "-w", "-t", strconv.Itoa(int(s.cfg.StartTimeout.Seconds())))
+		args = append(args, "-w", "-t", pgctlSeconds(s.cfg.StartTimeout))
 	} else {
 		args = append(args, "-W")
 	}
@@ -272,13 +273,16 @@ func (s *Standby) Stop(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t := strconv.Itoa(int(s.cfg.StopTimeout.Seconds()))
-	out, err := s.command(ctx, r, "pg_ctl", "stop", "-D", s.cfg.DataDir, "-m", "fast", "-w", "-t", t).CombinedOutput()
+	out, err := s.command(ctx, r, "pg_ctl", "stop", "-D", s.cfg.DataDir, "-m", "fast", "-w", "-t", pgctlSeconds(s.cfg.StopTimeout)).CombinedOutput()
 	if err == nil {
 		return nil
 	}
 	s.log.Warn("replica: fast shutdown did not finish, shutting down immediately", "output", strings.TrimSpace(string(out)))
-	out, err = s.command(ctx, r, "pg_ctl", "stop", "-D", s.cfg.DataDir, "-m", "immediate", "-w", "-t", "60").CombinedOutput()
+	// Even when ctx has ended (which is what cut the fast shutdown short):
+	// a server left half-way through a shutdown serves nobody.
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 70*time.Second)
+	defer cancel()
+	out, err = s.command(ictx, r, "pg_ctl", "stop", "-D", s.cfg.DataDir, "-m", "immediate", "-w", "-t", "60").CombinedOutput()
 	if err != nil {
 		if st, serr := s.Status(ctx); serr == nil && !st.Running {
 			return nil // it went down between the two attempts
@@ -286,6 +290,13 @@ func (s *Standby) Stop(ctx context.Context) error {
 		return fmt.Errorf("replica: stopping the staging server: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// pgctlSeconds is d as pg_ctl's -t: whole seconds, rounded up, at least 1
+// (pg_ctl -t 0 gives up at once).
+func pgctlSeconds(d time.Duration) string {
+	secs := int64(math.Ceil(d.Seconds()))
+	return strconv.FormatInt(max(secs, 1), 10)
 }
 
 // Status reports whether the staging server runs (its postmaster.pid names

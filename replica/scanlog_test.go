@@ -76,3 +76,17 @@ func TestNewestFile(t *testing.T) {
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "sub"), 0o700))
 	assert.Equal(t, young, newestFile(dir))
 }
+
+func TestPgctlSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                       "1",
+		300 * time.Millisecond:  "1",
+		time.Second:             "1",
+		1900 * time.Millisecond: "2",
+		time.Minute:             "60",
+	} {
+		if got := pgctlSeconds(d); got != want {
+			t.Errorf("pgctlSeconds(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
