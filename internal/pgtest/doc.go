@@ -26,6 +26,20 @@
 // process runs as the unprivileged OS user named by PGSTAGE_PG_USER (default
 // "postgres"), and [TempDir] hands out directories that user owns.
 //
+// # Ports and leftovers
+//
+// [FreePort] hands out ports below the kernel's ephemeral range, each
+// reserved by an abstract Unix socket named after it: abstract sockets live
+// in the network namespace, as TCP ports do, so every test process that
+// could collide on a port sees the reservation, whatever its temporary
+// directory.
+//
+// A test process killed before its cleanup leaves its servers running.
+// [TempDir] records its owner beside each directory (<dir>.pgtest-owner:
+// pid, start time, boot id), and the first TempDir of every test process
+// calls [Reap], which stops the servers of owners that have died (thawing
+// frozen ones) and removes their directories.
+//
 // # Backup forms per major
 //
 // Debian ships pg_basebackup 15 only, and pg_basebackup refuses servers newer
