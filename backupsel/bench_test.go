@@ -80,3 +80,30 @@ func BenchmarkRestore(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSelectZip: Select of a zip holding a 2,000-file, 32 MiB backup,
+// deferred (pg_wal.tar starts with a real WAL page header) against read
+// through (a WAL page magic Select does not know).
+func BenchmarkSelectZip(b *testing.B) {
+	extra := map[string]string{}
+	page := strings.Repeat("pgstage benchmark tuple ", 600)[:12288]
+	for i := 0; i < 2000; i++ {
+		extra[fmt.Sprintf("base/1/%d", 20000+i)] = fmt.Sprintf("%08d", i) + page[8:] + page[:4096]
+	}
+	for _, tc := range []struct {
+		name     string
+		header   bool
+		deferred bool
+	}{{"deferred", true, true}, {"read-through", false, false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			writeZip(b, filepath.Join(dir, "PostgreSQL_T20261124.zip"), fixture{Files: extra, Manifest: true, WALHeader: tc.header}.build(b), "")
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sel, err := backupsel.Select(context.Background(), dir, backupsel.Options{})
+				require.NoError(b, err)
+				require.Equal(b, tc.deferred, sel.Deferred)
+			}
+		})
+	}
+}
