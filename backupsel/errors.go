@@ -113,7 +113,8 @@ type NotWholeError struct {
 }
 
 func (e *NotWholeError) Error() string {
-	return "backupsel: " + e.Backup + " is not whole (found while restoring it; the data directory was left as it was): " + e.Err.Error()
+	return "backupsel: " + e.Backup + " is not whole (found while restoring it; the data directory was left as it was): " +
+		e.Err.Error() + "; replace the backup, or move it out of the backup path so the next one is chosen"
 }
 
 func (e *NotWholeError) Unwrap() error { return e.Err }
