@@ -1,10 +1,13 @@
 package pgstage_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -235,6 +238,43 @@ func TestLinkerBadInputs(t *testing.T) {
 				for _, e := range entries {
 					require.Equal(t, "x", e.Name(), "preflight touched the data directory")
 				}
+			})
+		}
+
+		// A zip whose base.tar carries another system's pg_control: Select
+		// does not inflate base.tar of a zip, and takes the identity from
+		// pg_wal.tar (this source's), so preflight passes; Restore finds the
+		// mismatch and leaves the data directory as it was.
+		if form == pgtest.FormStream {
+			t.Run("zip whose pg_control is another system's", func(t *testing.T) {
+				dir := pgtest.TempDir(t)
+				foreign := tarMember(t, filepath.Join(ob.Location, "base.tar"), "global/pg_control")
+				replaceTarMember(t, filepath.Join(b.Location, "base.tar"), filepath.Join(dir, "base.tar"), "global/pg_control", foreign)
+				args := []string{"-q", "-j", filepath.Join(dir, "PostgreSQL_T20261124.zip"), filepath.Join(dir, "base.tar"), filepath.Join(b.Location, "pg_wal.tar")}
+				if _, err := os.Stat(filepath.Join(b.Location, "backup_manifest")); err == nil {
+					args = append(args, filepath.Join(b.Location, "backup_manifest"))
+				}
+				out, err := exec.Command("zip", args...).CombinedOutput()
+				require.NoError(t, err, "%s", out)
+				require.NoError(t, os.Remove(filepath.Join(dir, "base.tar")))
+				old := time.Now().Add(-time.Hour)
+				require.NoError(t, os.Chtimes(filepath.Join(dir, "PostgreSQL_T20261124.zip"), old, old))
+
+				cfg := stagingConfig(t, p, dir)
+				require.NoError(t, os.MkdirAll(cfg.Staging.DataDir, 0o700))
+				l, err := stage.New(cfg)
+				require.NoError(t, err)
+				defer l.Close()
+				err = l.Link(ctx)
+				var nw *backupsel.NotWholeError
+				require.ErrorAs(t, err, &nw, "%v", err)
+				var se *stage.StepError
+				require.ErrorAs(t, err, &se)
+				require.Equal(t, stage.StepRestore, se.Step)
+				require.Contains(t, err.Error(), fmt.Sprintf("global/pg_control has system identifier %d", other.SystemIdentifier(t)))
+				entries, err := os.ReadDir(cfg.Staging.DataDir)
+				require.NoError(t, err)
+				require.Empty(t, entries, "the data directory is left as it was")
 			})
 		}
 
@@ -696,4 +736,52 @@ func TestBenchLinkVsShell(t *testing.T) {
 	ev := last.waitEvent(t, walwatch.KindFault)
 	t.Logf("fault %s detected %v after the stop request (pg_ctl stop -m fast included)", ev.Reason, ev.Detected.Sub(start).Round(time.Millisecond))
 	p.Start(t)
+}
+
+// tarMember returns the content of the regular file name in the tar at path.
+func tarMember(t *testing.T, path, name string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		require.NoError(t, err, "%s has no %s", path, name)
+		if strings.TrimPrefix(h.Name, "./") == name {
+			data, err := io.ReadAll(tr)
+			require.NoError(t, err)
+			return data
+		}
+	}
+}
+
+// replaceTarMember copies the tar at src to dst with the content of the
+// regular file name replaced by data.
+func replaceTarMember(t *testing.T, src, dst, name string, data []byte) {
+	t.Helper()
+	in, err := os.Open(src)
+	require.NoError(t, err)
+	defer in.Close()
+	out, err := os.Create(dst)
+	require.NoError(t, err)
+	defer out.Close()
+	tr, tw := tar.NewReader(in), tar.NewWriter(out)
+	replaced := false
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		body := io.Reader(tr)
+		if strings.TrimPrefix(h.Name, "./") == name {
+			h.Size, body, replaced = int64(len(data)), bytes.NewReader(data), true
+		}
+		require.NoError(t, tw.WriteHeader(h))
+		_, err = io.Copy(tw, body)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.True(t, replaced, "%s has no %s", src, name)
 }

@@ -11,3 +11,6 @@ func SetSettleSleep(f func(ctx context.Context, d time.Duration) error) func() {
 	settleSleep = f
 	return func() { settleSleep = old }
 }
+
+// WALIdentity is walIdentity, for the real-server check of the page magics.
+var WALIdentity = walIdentity

@@ -2,8 +2,10 @@ package backupsel_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +80,23 @@ func TestRealBackups(t *testing.T) {
 		p := pgtest.StartPrimary(t, major, pgtest.Options{Tablespace: true})
 		id := p.InsertRows(t, 10)
 		sysid := p.SystemIdentifier(t)
+		// The WAL page magic table, checked against this major's own WAL:
+		// the first page of the segment last flushed has the long header.
+		seg := p.QueryString(t, "SELECT pg_walfile_name(pg_current_wal_flush_lsn())")
+		walDir := "pg_wal"
+		if major < 10 {
+			walDir = "pg_xlog"
+		}
+		f, err := os.Open(filepath.Join(p.DataDir, walDir, seg))
+		require.NoError(t, err)
+		head := make([]byte, 40)
+		_, err = io.ReadFull(f, head)
+		f.Close()
+		require.NoError(t, err)
+		walMajor, walSysID, ok := backupsel.WALIdentity(head)
+		require.True(t, ok, "page magic %#04x of PostgreSQL %d not known", binary.LittleEndian.Uint16(head), major)
+		assert.Equal(t, major, walMajor)
+		assert.Equal(t, sysid, walSysID)
 		user := pgtest.OSUser(t)
 		for _, form := range pgtest.Forms(major) {
 			t.Run(form.String(), func(t *testing.T) {
