@@ -272,9 +272,31 @@ func TestLinkerBadInputs(t *testing.T) {
 				require.ErrorAs(t, err, &se)
 				require.Equal(t, stage.StepRestore, se.Step)
 				require.Contains(t, err.Error(), fmt.Sprintf("global/pg_control has system identifier %d", other.SystemIdentifier(t)))
+				require.Contains(t, err.Error(), "no other backup can be used")
 				entries, err := os.ReadDir(cfg.Staging.DataDir)
 				require.NoError(t, err)
 				require.Empty(t, entries, "the data directory is left as it was")
+				l.Close()
+
+				// With an older, whole zip beside it, Link passes over the
+				// bad one, as Select would have, and links the older.
+				good := filepath.Join(dir, "PostgreSQL_T20261123.zip")
+				args = []string{"-q", "-j", good, filepath.Join(b.Location, "base.tar"), filepath.Join(b.Location, "pg_wal.tar")}
+				if _, err := os.Stat(filepath.Join(b.Location, "backup_manifest")); err == nil {
+					args = append(args, filepath.Join(b.Location, "backup_manifest"))
+				}
+				out, err = exec.Command("zip", args...).CombinedOutput()
+				require.NoError(t, err, "%s", out)
+				require.NoError(t, os.Chtimes(good, old, old))
+				l2, err := stage.New(cfg)
+				require.NoError(t, err)
+				defer l2.Close()
+				require.NoError(t, l2.Link(ctx))
+				st, err := l2.Status(ctx)
+				require.NoError(t, err)
+				require.Equal(t, stage.StateStreaming, st.State, "%+v", st)
+				require.Equal(t, "PostgreSQL_T20261123.zip", st.Backup.Name)
+				require.NoError(t, l2.Disable(ctx))
 			})
 		}
 

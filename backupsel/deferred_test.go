@@ -120,3 +120,27 @@ func TestRestoreDeferredNotWhole(t *testing.T) {
 		})
 	}
 }
+
+// TestSelectPassOver: a candidate found not whole by Restore is passed over
+// when selecting again, with the reason given, and the next one is taken.
+func TestSelectPassOver(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeZip(t, filepath.Join(dir, "PostgreSQL_T20261124.zip"), fixture{WALHeader: true, WALSysID: 7300000000000000999}.build(t), "")
+	writeZip(t, filepath.Join(dir, "PostgreSQL_T20261123.zip"), fixture{WALHeader: true}.build(t), "")
+	b, err := backupsel.Select(ctx, dir, backupsel.Options{})
+	require.NoError(t, err)
+	require.Equal(t, "PostgreSQL_T20261124.zip", b.Name)
+	_, err = b.Restore(ctx, filepath.Join(t.TempDir(), "data"), backupsel.RestoreOptions{})
+	var nw *backupsel.NotWholeError
+	require.ErrorAs(t, err, &nw)
+
+	next, err := backupsel.Select(ctx, dir, backupsel.Options{PassOver: []backupsel.Candidate{{Location: b.Location, Reason: "not whole: " + nw.Err.Error(), Err: err}}})
+	require.NoError(t, err)
+	assert.Equal(t, "PostgreSQL_T20261123.zip", next.Name)
+	require.Len(t, next.Passed, 1)
+	assert.Equal(t, b.Location, next.Passed[0].Location)
+	assert.Contains(t, next.Passed[0].Reason, "global/pg_control has system identifier")
+	_, err = next.Restore(ctx, filepath.Join(t.TempDir(), "data"), backupsel.RestoreOptions{})
+	require.NoError(t, err)
+}

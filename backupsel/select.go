@@ -43,6 +43,10 @@ type Options struct {
 	BufferSize int
 	// Logger receives one debug line per candidate; nil discards.
 	Logger *slog.Logger
+	// PassOver lists candidates already found not whole, by Location, with
+	// the Reason to report: typically a deferred zip whose Restore failed
+	// with a NotWholeError, so that selecting again takes the next one.
+	PassOver []Candidate
 }
 
 // DefaultSettle is the settle window used when Options.Settle is 0.
@@ -239,7 +243,15 @@ func Select(ctx context.Context, backupPath string, opts Options) (*Backup, erro
 		bufSize = defaultBufferSize
 	}
 	var tried []Candidate
+candidates:
 	for i, c := range ordered {
+		for _, p := range opts.PassOver {
+			if p.Location == c.Location {
+				c.Reason, c.Err = p.Reason, p.Err
+				tried = append(tried, c)
+				continue candidates
+			}
+		}
 		b, err := inspect(ctx, c, opts, settle, bufSize)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

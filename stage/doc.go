@@ -24,7 +24,11 @@
 //     streams; start the log watcher ([walwatch]); then the first sync. Each
 //     step goes to Config.Progress and Config.Logger. A failed step returns a
 //     *[StepError] naming it, with the server log tail, and leaves the staging
-//     stopped and its data directory empty, so Link can run again.
+//     stopped and its data directory empty, so Link can run again. A zip that
+//     Restore finds not whole ([backupsel.NotWholeError]: Select does not
+//     inflate a zip's base.tar, see [backupsel.Backup.Deferred]) is passed
+//     over as Select would have passed it over, and the next backup by
+//     precedence is checked and restored.
 //   - [Linker.Sync] (Pre-Sync hooks, a snapshot, Post-Sync hooks) and
 //     [Linker.Snapshot]: record a consistent point (time, timeline, receive and
 //     replay positions, the backup) and call Config.Snapshotter with it. While

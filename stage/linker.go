@@ -425,9 +425,29 @@ func (l *Linker) build(ctx context.Context, job string, steps []string, mode pre
 	if os.Geteuid() == 0 {
 		ropts.UID, ropts.GID = l.user.UID, l.user.GID
 	}
-	var r restorer = b
-	if _, err := r.Restore(ctx, l.cfg.Staging.DataDir, ropts); err != nil {
-		return fail(StepRestore, err)
+	// A deferred zip (see backupsel.Backup.Deferred) can be found not whole
+	// only now: pass over it, as Select would have, and take the next.
+	var passOver []backupsel.Candidate
+	for {
+		var r restorer = b
+		_, err := r.Restore(ctx, l.cfg.Staging.DataDir, ropts)
+		var nw *backupsel.NotWholeError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &nw) {
+			return fail(StepRestore, err)
+		}
+		l.log.Warn("backup not whole, taking the next one", "job", job, "backup", b.Name, "reason", nw.Err.Error())
+		passOver = append(passOver, backupsel.Candidate{Name: b.Name, Location: b.Location, Layout: b.Layout, Time: b.Time,
+			Reason: "not whole (found while restoring it): " + nw.Err.Error(), Err: err})
+		next, serr := l.nextBackup(ctx, pf, passOver)
+		if serr != nil {
+			return fail(StepRestore, fmt.Errorf("%w; and no other backup can be used: %w", err, serr))
+		}
+		b = next
+		l.log.Info("backup selected", "job", job, "backup", b.Name, "location", b.Location, "version", b.PGVersion, "passed_over", len(b.Passed))
+		l.step(job, steps, StepRestore, fmt.Sprintf("restoring %s (%s)", b.Name, humanBytes(b.TotalBytes)))
 	}
 	if len(b.Tablespaces) > 0 {
 		if err := l.chown(l.tablespaceDir()); err != nil {

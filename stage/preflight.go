@@ -35,6 +35,48 @@ const (
 	modeResync
 )
 
+// selectOptions are the backupsel options of the configuration.
+func (l *Linker) selectOptions(passOver []backupsel.Candidate) backupsel.Options {
+	cfg := l.cfg
+	return backupsel.Options{
+		WALPath: cfg.WALPath, StreamWhenNoWAL: cfg.StreamWhenNoWAL, Verify: cfg.VerifyBackup,
+		Settle: cfg.BackupSettle, Logger: l.log, PassOver: passOver,
+	}
+}
+
+// versionProblem reports a backup of another major than the staging
+// binaries; nil when they agree or the binaries' version is unknown.
+func versionProblem(b *backupsel.Backup, binDir, binVersion string) *Problem {
+	if binVersion == "" || b.PGVersion == binVersion {
+		return nil
+	}
+	e := fmt.Errorf("the backup %s is PostgreSQL %s, the staging binaries in %s are PostgreSQL %s", b.Name, b.PGVersion, binDir, binVersion)
+	return &Problem{Check: "version", What: e.Error(), Do: "set Staging.BinDir to PostgreSQL " + b.PGVersion + " binaries (a standby runs the source's major version)", Err: e}
+}
+
+// nextBackup selects again after Restore found b not whole (a deferred zip,
+// see backupsel.Backup.Deferred), passing over every backup found so, and
+// checks the one chosen as preflight checked the first.
+func (l *Linker) nextBackup(ctx context.Context, pf *preflight, passOver []backupsel.Candidate) (*backupsel.Backup, error) {
+	b, err := backupsel.Select(ctx, l.cfg.BackupPath, l.selectOptions(passOver))
+	if err != nil {
+		return nil, err
+	}
+	var problems []error
+	if p := versionProblem(b, l.cfg.Staging.BinDir, pf.binVersion); p != nil {
+		problems = append(problems, p)
+	}
+	if pf.source != nil {
+		for _, p := range pf.source.problems(b) {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return b, nil
+}
+
 // runPreflight checks everything a link needs before anything is touched
 // and reports every problem at once.
 func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflight, error) {
@@ -67,17 +109,13 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 	}
 
 	// Backup: exactly one path, readable, a whole backup in it.
-	b, err := backupsel.Select(ctx, cfg.BackupPath, backupsel.Options{
-		WALPath: cfg.WALPath, StreamWhenNoWAL: cfg.StreamWhenNoWAL, Verify: cfg.VerifyBackup,
-		Settle: cfg.BackupSettle, Logger: l.log,
-	})
+	b, err := backupsel.Select(ctx, cfg.BackupPath, l.selectOptions(nil))
 	if err != nil {
 		add(&Problem{Check: "backup", What: err.Error(), Do: backupAdvice(err), Err: err})
 	} else {
 		pf.backup = b
-		if binVersion != "" && b.PGVersion != binVersion {
-			e := fmt.Errorf("the backup %s is PostgreSQL %s, the staging binaries in %s are PostgreSQL %s", b.Name, b.PGVersion, cfg.Staging.BinDir, binVersion)
-			add(&Problem{Check: "version", What: e.Error(), Do: "set Staging.BinDir to PostgreSQL " + b.PGVersion + " binaries (a standby runs the source's major version)", Err: e})
+		if p := versionProblem(b, cfg.Staging.BinDir, binVersion); p != nil {
+			add(p)
 		}
 	}
 
