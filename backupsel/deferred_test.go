@@ -95,6 +95,12 @@ func TestRestoreDeferredNotWhole(t *testing.T) {
 		"size differs from backup_manifest": {fixture{Manifest: true, WALHeader: true, Skew: "base/1/1259"}, "base/1/1259"},
 		"pg_control of another system":      {fixture{WALHeader: true, WALSysID: 7300000000000000999}, "system identifier 7300000000000000001"},
 		"PG_VERSION of another major":       {fixture{Major: "13", WALHeader: true, WALMajor: "15"}, "PG_VERSION says 13"},
+		"no pg_control":                     {fixture{WALHeader: true, NoPGControl: true}, "no global/pg_control"},
+		// Not at the head, so Select did not see it: it would send a
+		// tablespace to the location the backup names.
+		"tablespace_map not at the head": {fixture{WALHeader: true, Files: map[string]string{"tablespace_map": "16400 /srv/source_ts\n"}},
+			"tablespace_map after its first entries"},
+		"unsafe entry": {fixture{WALHeader: true, Files: map[string]string{"../evil": "x"}}, "../evil"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			b, err := backupsel.Select(ctx, zipped(t, c.fx), backupsel.Options{})

@@ -43,6 +43,8 @@ type fixture struct {
 	WALMajor  string // default Major
 	// Skew makes backup_manifest list this file one byte longer.
 	Skew string
+	// NoPGControl leaves global/pg_control out of base.tar.
+	NoPGControl bool
 }
 
 // fxWALMagic is XLOG_PAGE_MAGIC by major, stated here independently of the
@@ -156,7 +158,9 @@ func (fx fixture) build(t testing.TB) map[string][]byte {
 	if fx.WAL == "base" {
 		base = append(base, tarFile{name: "pg_wal/" + fxStartSeg, body: seg})
 	}
-	base = append(base, tarFile{name: "global/pg_control", body: pgControl(fx.SysID)})
+	if !fx.NoPGControl {
+		base = append(base, tarFile{name: "global/pg_control", body: pgControl(fx.SysID)})
+	}
 	out := map[string][]byte{}
 	ext := map[string]string{"": "", "gz": ".gz", "lz4": ".lz4", "zst": ".zst"}[fx.Compression]
 	out["base.tar"+ext] = compress(t, fx.Compression, makeTar(t, base, mode))

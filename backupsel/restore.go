@@ -2,6 +2,7 @@ package backupsel
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -187,6 +188,9 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 			return nil, err
 		}
 		if err := x.restoreArchive(b, a, target); err != nil {
+			if b.Deferred && a.Role != RoleWAL && ctx.Err() == nil && contentError(err) {
+				err = &NotWholeError{Backup: b.Name, Err: err}
+			}
 			return nil, err
 		}
 	}
@@ -194,7 +198,11 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 		return nil, fmt.Errorf("backupsel: %w", err)
 	}
 	if x.pgControl == nil {
-		return nil, &ArchiveError{Archive: b.archiveName(&b.Archives[0]), Err: errors.New("no global/pg_control")}
+		err := error(&ArchiveError{Archive: b.archiveName(&b.Archives[0]), Err: errors.New("no global/pg_control")})
+		if b.Deferred {
+			err = &NotWholeError{Backup: b.Name, Err: err}
+		}
+		return nil, err
 	}
 	if b.Deferred {
 		if err := b.checkDeferred(x); err != nil {
@@ -260,9 +268,29 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	return res, nil
 }
 
+// contentError reports whether a restore error is about what the archive
+// holds (an unsafe entry, a damaged or cut stream) rather than about writing
+// the target (an error of the filesystem, which names a path).
+func contentError(err error) bool {
+	var ue *UnsafeEntryError
+	if errors.As(err, &ue) {
+		return true
+	}
+	var pe *fs.PathError
+	var le *os.LinkError
+	var errno syscall.Errno
+	return !errors.As(err, &pe) && !errors.As(err, &le) && !errors.As(err, &errno)
+}
+
 // checkDeferred makes the checks a deferred Select left to Restore (see
 // Backup.Deferred), on what the archives held.
 func (b *Backup) checkDeferred(x *extractor) error {
+	switch {
+	case x.tsMap != nil && b.headMap == nil:
+		return errors.New("base.tar holds a tablespace_map after its first entries, where pg_basebackup never puts it")
+	case !bytes.Equal(x.tsMap, b.headMap):
+		return errors.New("base.tar's tablespace_map differs from the one at its head")
+	}
 	if x.pgVersion == nil {
 		return errors.New("base.tar has no PG_VERSION: not a backup of a data directory")
 	}
@@ -332,6 +360,7 @@ type extractor struct {
 	sizes      map[string]int64
 	sizePrefix string
 	pgVersion  []byte
+	tsMap      []byte // tablespace_map as base.tar holds it
 	skipped    []string
 	w          *writers // small-file writers; nil writes everything in line
 	// rangeSrc is a second handle on an uncompressed archive file, for
@@ -525,6 +554,8 @@ func (x *extractor) extract(r io.Reader, archive, target string, role Role) erro
 				keep = &x.pgControl
 			case role == RoleBase && name == "PG_VERSION" && x.sizes != nil:
 				keep = &x.pgVersion
+			case role == RoleBase && name == "tablespace_map" && x.sizes != nil:
+				keep = &x.tsMap
 			}
 			if keep != nil {
 				if h.Size > 1<<20 {

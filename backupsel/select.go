@@ -149,7 +149,10 @@ type Backup struct {
 	bufSize       int
 	tablespaceMap bool
 	manifestRaw   []byte
-	walPathFiles  []string
+	// headMap is the tablespace_map a deferred Select read at the head of
+	// base.tar, for Restore to compare with the one it writes.
+	headMap      []byte
+	walPathFiles []string
 }
 
 // Select finds the backup to restore in backupPath, by the precedence of the
@@ -556,7 +559,7 @@ func (b *Backup) inspectZip(ctx context.Context, st *scanState) (bool, error) {
 	// (pg_file_create_mode), so it says whether the group may read.
 	b.GroupAccess = st.groupAccess
 	if st.haveTablespaceMap {
-		b.tablespaceMap = true
+		b.tablespaceMap, b.headMap = true, st.tablespaceMap
 		if b.Tablespaces, err = parseTablespaceMap(st.tablespaceMap, b.Major); err != nil {
 			return false, err
 		}
@@ -601,7 +604,7 @@ func scanHead(ctx context.Context, b *Backup, a *Archive, st *scanState) error {
 	err = walkTar(ctx, r, func(h *tar.Header, tr *tar.Reader, _ int64) error {
 		name, err := entryPath(h.Name)
 		if err != nil {
-			return errStopWalk // the full scan names the entry
+			return errStopWalk // Restore refuses the entry by name
 		}
 		var dst *[]byte
 		switch name {
@@ -745,7 +748,9 @@ func scanArchive(ctx context.Context, b *Backup, a *Archive, st *scanState) erro
 		}
 		return nil
 	})
-	if err == nil && comp != CompressionNone {
+	// Read to the end: a decoder checks its trailer there, and a zip
+	// entry its CRC-32, which the tar's end-of-archive blocks come before.
+	if err == nil && (comp != CompressionNone || b.Layout == LayoutZip) {
 		err = drain(r, make([]byte, 64<<10))
 	}
 	if err != nil {

@@ -435,15 +435,19 @@ func (l *Linker) build(ctx context.Context, job string, steps []string, mode pre
 		if err == nil {
 			break
 		}
-		if !errors.As(err, &nw) {
+		if !errors.As(err, &nw) || ctx.Err() != nil {
 			return fail(StepRestore, err)
 		}
 		l.log.Warn("backup not whole, taking the next one", "job", job, "backup", b.Name, "reason", nw.Err.Error())
+		// The reason in full is in err; the candidate list says it short.
 		passOver = append(passOver, backupsel.Candidate{Name: b.Name, Location: b.Location, Layout: b.Layout, Time: b.Time,
-			Reason: "not whole (found while restoring it): " + nw.Err.Error(), Err: err})
+			Reason: "not whole (found while restoring it, see above)", Err: err})
 		next, serr := l.nextBackup(ctx, pf, passOver)
 		if serr != nil {
 			return fail(StepRestore, fmt.Errorf("%w; and no other backup can be used: %w", err, serr))
+		}
+		for _, p := range passOver {
+			l.log.Info("backup passed over", "job", job, "backup", p.Name, "reason", p.Reason)
 		}
 		b = next
 		l.log.Info("backup selected", "job", job, "backup", b.Name, "location", b.Location, "version", b.PGVersion, "passed_over", len(b.Passed))
