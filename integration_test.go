@@ -278,8 +278,11 @@ func TestLinkerBadInputs(t *testing.T) {
 				require.Empty(t, entries, "the data directory is left as it was")
 				l.Close()
 
-				// With an older, whole zip beside it, Link passes over the
-				// bad one, as Select would have, and links the older.
+				// With a second bad zip, newer, and an older whole one beside
+				// them, Link passes over both bad ones, as Select would have,
+				// and links the older.
+				out, err = exec.Command("cp", "-p", filepath.Join(dir, "PostgreSQL_T20261124.zip"), filepath.Join(dir, "PostgreSQL_T20261125.zip")).CombinedOutput()
+				require.NoError(t, err, "%s", out)
 				good := filepath.Join(dir, "PostgreSQL_T20261123.zip")
 				args = []string{"-q", "-j", good, filepath.Join(b.Location, "base.tar"), filepath.Join(b.Location, "pg_wal.tar")}
 				if _, err := os.Stat(filepath.Join(b.Location, "backup_manifest")); err == nil {
@@ -296,6 +299,10 @@ func TestLinkerBadInputs(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, stage.StateStreaming, st.State, "%+v", st)
 				require.Equal(t, "PostgreSQL_T20261123.zip", st.Backup.Name)
+				require.Len(t, st.Backup.PassedOver, 2, "%+v", st.Backup.PassedOver)
+				for _, pb := range st.Backup.PassedOver {
+					require.Contains(t, pb.Reason, "not whole", pb.Name)
+				}
 				require.NoError(t, l2.Disable(ctx))
 			})
 		}

@@ -502,6 +502,9 @@ func (l *Linker) build(ctx context.Context, job string, steps []string, mode pre
 		Name: b.Name, Location: b.Location, Layout: b.Layout.String(), Time: b.Time,
 		PGVersion: b.PGVersion, SystemIdentifier: b.SystemIdentifier, Bytes: b.TotalBytes,
 	}
+	for _, c := range b.Passed {
+		l.st.Backup.PassedOver = append(l.st.Backup.PassedOver, PassedBackup{Name: c.Name, Reason: c.Reason})
+	}
 	l.st.Position = walwatch.Position{}
 	l.st.LogPrefix = prefix
 	l.mu.Unlock()

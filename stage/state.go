@@ -29,6 +29,16 @@ type BackupInfo struct {
 	PGVersion        string    `json:"pg_version"`
 	SystemIdentifier uint64    `json:"system_identifier"`
 	Bytes            int64     `json:"bytes"`
+	// PassedOver lists the backups not chosen, newest precedence first,
+	// with the reason: older or lower precedence, incomplete, or found not
+	// whole while restoring.
+	PassedOver []PassedBackup `json:"passed_over,omitempty"`
+}
+
+// PassedBackup is a backup Link or Resync did not restore, and why.
+type PassedBackup struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 // state is what the state file holds: enough for Open to carry on, and no

@@ -234,6 +234,9 @@ func (p *printer) status(st stage.Status) {
 	fmt.Printf("state:     %s\n", st.State)
 	if st.Backup != nil {
 		fmt.Printf("backup:    %s (%s, PostgreSQL %s)\n", st.Backup.Name, st.Backup.Location, st.Backup.PGVersion)
+		for _, pb := range st.Backup.PassedOver {
+			fmt.Printf("           passed over %s: %s\n", pb.Name, pb.Reason)
+		}
 	}
 	if st.Running {
 		fmt.Printf("replay:    %s (received %s, %d bytes behind)\n", st.ReplayLSN, st.ReceiveLSN, st.ReplayLagBytes)
