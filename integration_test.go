@@ -278,6 +278,29 @@ func TestLinkerBadInputs(t *testing.T) {
 				require.Empty(t, entries, "the data directory is left as it was")
 				l.Close()
 
+				// The next backup is checked as preflight checks the first:
+				// a whole zip of another system is refused, not restored.
+				foreignZip := filepath.Join(dir, "PostgreSQL_T20261122.zip")
+				fargs := []string{"-q", "-j", foreignZip, filepath.Join(ob.Location, "base.tar"), filepath.Join(ob.Location, "pg_wal.tar")}
+				if _, err := os.Stat(filepath.Join(ob.Location, "backup_manifest")); err == nil {
+					fargs = append(fargs, filepath.Join(ob.Location, "backup_manifest"))
+				}
+				out, err = exec.Command("zip", fargs...).CombinedOutput()
+				require.NoError(t, err, "%s", out)
+				require.NoError(t, os.Chtimes(foreignZip, old, old))
+				lf, err := stage.New(cfg)
+				require.NoError(t, err)
+				err = lf.Link(ctx)
+				lf.Close()
+				require.ErrorAs(t, err, &se, "%v", err)
+				require.Equal(t, stage.StepRestore, se.Step)
+				require.Contains(t, err.Error(), "no other backup can be used")
+				require.Contains(t, err.Error(), "belongs to database system")
+				entries, err = os.ReadDir(cfg.Staging.DataDir)
+				require.NoError(t, err)
+				require.Empty(t, entries, "the other system's backup was not restored")
+				require.NoError(t, os.Remove(foreignZip))
+
 				// With a second bad zip, newer, and an older whole one beside
 				// them, Link passes over both bad ones, as Select would have,
 				// and links the older.
