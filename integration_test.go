@@ -241,95 +241,6 @@ func TestLinkerBadInputs(t *testing.T) {
 			})
 		}
 
-		// A zip whose base.tar carries another system's pg_control: Select
-		// does not inflate base.tar of a zip, and takes the identity from
-		// pg_wal.tar (this source's), so preflight passes; Restore finds the
-		// mismatch and leaves the data directory as it was.
-		if form == pgtest.FormStream {
-			t.Run("zip whose pg_control is another system's", func(t *testing.T) {
-				dir := pgtest.TempDir(t)
-				foreign := tarMember(t, filepath.Join(ob.Location, "base.tar"), "global/pg_control")
-				replaceTarMember(t, filepath.Join(b.Location, "base.tar"), filepath.Join(dir, "base.tar"), "global/pg_control", foreign)
-				args := []string{"-q", "-j", filepath.Join(dir, "PostgreSQL_T20261124.zip"), filepath.Join(dir, "base.tar"), filepath.Join(b.Location, "pg_wal.tar")}
-				if _, err := os.Stat(filepath.Join(b.Location, "backup_manifest")); err == nil {
-					args = append(args, filepath.Join(b.Location, "backup_manifest"))
-				}
-				out, err := exec.Command("zip", args...).CombinedOutput()
-				require.NoError(t, err, "%s", out)
-				require.NoError(t, os.Remove(filepath.Join(dir, "base.tar")))
-				old := time.Now().Add(-time.Hour)
-				require.NoError(t, os.Chtimes(filepath.Join(dir, "PostgreSQL_T20261124.zip"), old, old))
-
-				cfg := stagingConfig(t, p, dir)
-				require.NoError(t, os.MkdirAll(cfg.Staging.DataDir, 0o700))
-				l, err := stage.New(cfg)
-				require.NoError(t, err)
-				defer l.Close()
-				err = l.Link(ctx)
-				var nw *backupsel.NotWholeError
-				require.ErrorAs(t, err, &nw, "%v", err)
-				var se *stage.StepError
-				require.ErrorAs(t, err, &se)
-				require.Equal(t, stage.StepRestore, se.Step)
-				require.Contains(t, err.Error(), fmt.Sprintf("global/pg_control has system identifier %d", other.SystemIdentifier(t)))
-				require.Contains(t, err.Error(), "no other backup can be used")
-				entries, err := os.ReadDir(cfg.Staging.DataDir)
-				require.NoError(t, err)
-				require.Empty(t, entries, "the data directory is left as it was")
-				l.Close()
-
-				// The next backup is checked as preflight checks the first:
-				// a whole zip of another system is refused, not restored.
-				foreignZip := filepath.Join(dir, "PostgreSQL_T20261122.zip")
-				fargs := []string{"-q", "-j", foreignZip, filepath.Join(ob.Location, "base.tar"), filepath.Join(ob.Location, "pg_wal.tar")}
-				if _, err := os.Stat(filepath.Join(ob.Location, "backup_manifest")); err == nil {
-					fargs = append(fargs, filepath.Join(ob.Location, "backup_manifest"))
-				}
-				out, err = exec.Command("zip", fargs...).CombinedOutput()
-				require.NoError(t, err, "%s", out)
-				require.NoError(t, os.Chtimes(foreignZip, old, old))
-				lf, err := stage.New(cfg)
-				require.NoError(t, err)
-				err = lf.Link(ctx)
-				lf.Close()
-				require.ErrorAs(t, err, &se, "%v", err)
-				require.Equal(t, stage.StepRestore, se.Step)
-				require.Contains(t, err.Error(), "no other backup can be used")
-				require.Contains(t, err.Error(), "belongs to database system")
-				entries, err = os.ReadDir(cfg.Staging.DataDir)
-				require.NoError(t, err)
-				require.Empty(t, entries, "the other system's backup was not restored")
-				require.NoError(t, os.Remove(foreignZip))
-
-				// With a second bad zip, newer, and an older whole one beside
-				// them, Link passes over both bad ones, as Select would have,
-				// and links the older.
-				out, err = exec.Command("cp", "-p", filepath.Join(dir, "PostgreSQL_T20261124.zip"), filepath.Join(dir, "PostgreSQL_T20261125.zip")).CombinedOutput()
-				require.NoError(t, err, "%s", out)
-				good := filepath.Join(dir, "PostgreSQL_T20261123.zip")
-				args = []string{"-q", "-j", good, filepath.Join(b.Location, "base.tar"), filepath.Join(b.Location, "pg_wal.tar")}
-				if _, err := os.Stat(filepath.Join(b.Location, "backup_manifest")); err == nil {
-					args = append(args, filepath.Join(b.Location, "backup_manifest"))
-				}
-				out, err = exec.Command("zip", args...).CombinedOutput()
-				require.NoError(t, err, "%s", out)
-				require.NoError(t, os.Chtimes(good, old, old))
-				l2, err := stage.New(cfg)
-				require.NoError(t, err)
-				defer l2.Close()
-				require.NoError(t, l2.Link(ctx))
-				st, err := l2.Status(ctx)
-				require.NoError(t, err)
-				require.Equal(t, stage.StateStreaming, st.State, "%+v", st)
-				require.Equal(t, "PostgreSQL_T20261123.zip", st.Backup.Name)
-				require.Len(t, st.Backup.PassedOver, 2, "%+v", st.Backup.PassedOver)
-				for _, pb := range st.Backup.PassedOver {
-					require.Contains(t, pb.Reason, "not whole", pb.Name)
-				}
-				require.NoError(t, l2.Disable(ctx))
-			})
-		}
-
 		t.Run("setting below the source's hot-standby minimum", func(t *testing.T) {
 			cfg := stagingConfig(t, p, b.Path)
 			cfg.Settings = append(cfg.Settings, stage.Setting{Name: "max_connections", Value: "7"})
@@ -501,6 +412,99 @@ func TestLinkerBadInputs(t *testing.T) {
 			require.NoError(t, err)
 			l3.Close()
 		})
+
+		// Last, on a backup of its own: the subtests above have let the
+		// primary recycle the WAL that b needs.
+		//
+		// A zip whose base.tar carries another system's pg_control: Select
+		// does not inflate base.tar of a zip, and takes the identity from
+		// pg_wal.tar (this source's), so preflight passes; Restore finds the
+		// mismatch and leaves the data directory as it was.
+		if form == pgtest.FormStream {
+			t.Run("zip whose pg_control is another system's", func(t *testing.T) {
+				fresh := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: form})
+				dir := pgtest.TempDir(t)
+				foreign := tarMember(t, filepath.Join(ob.Location, "base.tar"), "global/pg_control")
+				replaceTarMember(t, filepath.Join(fresh.Location, "base.tar"), filepath.Join(dir, "base.tar"), "global/pg_control", foreign)
+				args := []string{"-q", "-j", filepath.Join(dir, "PostgreSQL_T20261124.zip"), filepath.Join(dir, "base.tar"), filepath.Join(fresh.Location, "pg_wal.tar")}
+				if _, err := os.Stat(filepath.Join(fresh.Location, "backup_manifest")); err == nil {
+					args = append(args, filepath.Join(fresh.Location, "backup_manifest"))
+				}
+				out, err := exec.Command("zip", args...).CombinedOutput()
+				require.NoError(t, err, "%s", out)
+				require.NoError(t, os.Remove(filepath.Join(dir, "base.tar")))
+				old := time.Now().Add(-time.Hour)
+				require.NoError(t, os.Chtimes(filepath.Join(dir, "PostgreSQL_T20261124.zip"), old, old))
+
+				cfg := stagingConfig(t, p, dir)
+				require.NoError(t, os.MkdirAll(cfg.Staging.DataDir, 0o700))
+				l, err := stage.New(cfg)
+				require.NoError(t, err)
+				defer l.Close()
+				err = l.Link(ctx)
+				var nw *backupsel.NotWholeError
+				require.ErrorAs(t, err, &nw, "%v", err)
+				var se *stage.StepError
+				require.ErrorAs(t, err, &se)
+				require.Equal(t, stage.StepRestore, se.Step)
+				require.Contains(t, err.Error(), fmt.Sprintf("global/pg_control has system identifier %d", other.SystemIdentifier(t)))
+				require.Contains(t, err.Error(), "no other backup can be used")
+				entries, err := os.ReadDir(cfg.Staging.DataDir)
+				require.NoError(t, err)
+				require.Empty(t, entries, "the data directory is left as it was")
+				l.Close()
+
+				// The next backup is checked as preflight checks the first:
+				// a whole zip of another system is refused, not restored.
+				foreignZip := filepath.Join(dir, "PostgreSQL_T20261122.zip")
+				fargs := []string{"-q", "-j", foreignZip, filepath.Join(ob.Location, "base.tar"), filepath.Join(ob.Location, "pg_wal.tar")}
+				if _, err := os.Stat(filepath.Join(ob.Location, "backup_manifest")); err == nil {
+					fargs = append(fargs, filepath.Join(ob.Location, "backup_manifest"))
+				}
+				out, err = exec.Command("zip", fargs...).CombinedOutput()
+				require.NoError(t, err, "%s", out)
+				require.NoError(t, os.Chtimes(foreignZip, old, old))
+				lf, err := stage.New(cfg)
+				require.NoError(t, err)
+				err = lf.Link(ctx)
+				lf.Close()
+				require.ErrorAs(t, err, &se, "%v", err)
+				require.Equal(t, stage.StepRestore, se.Step)
+				require.Contains(t, err.Error(), "no other backup can be used")
+				require.Contains(t, err.Error(), "belongs to database system")
+				entries, err = os.ReadDir(cfg.Staging.DataDir)
+				require.NoError(t, err)
+				require.Empty(t, entries, "the other system's backup was not restored")
+				require.NoError(t, os.Remove(foreignZip))
+
+				// With a second bad zip, newer, and an older whole one beside
+				// them, Link passes over both bad ones, as Select would have,
+				// and links the older.
+				out, err = exec.Command("cp", "-p", filepath.Join(dir, "PostgreSQL_T20261124.zip"), filepath.Join(dir, "PostgreSQL_T20261125.zip")).CombinedOutput()
+				require.NoError(t, err, "%s", out)
+				good := filepath.Join(dir, "PostgreSQL_T20261123.zip")
+				args = []string{"-q", "-j", good, filepath.Join(fresh.Location, "base.tar"), filepath.Join(fresh.Location, "pg_wal.tar")}
+				if _, err := os.Stat(filepath.Join(fresh.Location, "backup_manifest")); err == nil {
+					args = append(args, filepath.Join(fresh.Location, "backup_manifest"))
+				}
+				out, err = exec.Command("zip", args...).CombinedOutput()
+				require.NoError(t, err, "%s", out)
+				require.NoError(t, os.Chtimes(good, old, old))
+				l2, err := stage.New(cfg)
+				require.NoError(t, err)
+				defer l2.Close()
+				require.NoError(t, l2.Link(ctx))
+				st, err := l2.Status(ctx)
+				require.NoError(t, err)
+				require.Equal(t, stage.StateStreaming, st.State, "%+v", st)
+				require.Equal(t, "PostgreSQL_T20261123.zip", st.Backup.Name)
+				require.Len(t, st.Backup.PassedOver, 2, "%+v", st.Backup.PassedOver)
+				for _, pb := range st.Backup.PassedOver {
+					require.Contains(t, pb.Reason, "not whole", pb.Name)
+				}
+				require.NoError(t, l2.Disable(ctx))
+			})
+		}
 	})
 }
 
