@@ -40,11 +40,7 @@ func BenchmarkSelect1000Folders(b *testing.B) {
 // BenchmarkRestore restores a 2,000-file, 32 MiB synthetic backup per form;
 // MB/s counts file content written.
 func BenchmarkRestore(b *testing.B) {
-	extra := map[string]string{}
-	page := strings.Repeat("pgstage benchmark tuple ", 600)[:12288]
-	for i := 0; i < 2000; i++ {
-		extra[fmt.Sprintf("base/1/%d", 20000+i)] = fmt.Sprintf("%08d", i) + page[8:] + page[:4096]
-	}
+	extra := benchFiles()
 	for _, tc := range []struct {
 		name   string
 		comp   string
@@ -85,11 +81,7 @@ func BenchmarkRestore(b *testing.B) {
 // deferred (pg_wal.tar starts with a real WAL page header) against read
 // through (a WAL page magic Select does not know).
 func BenchmarkSelectZip(b *testing.B) {
-	extra := map[string]string{}
-	page := strings.Repeat("pgstage benchmark tuple ", 600)[:12288]
-	for i := 0; i < 2000; i++ {
-		extra[fmt.Sprintf("base/1/%d", 20000+i)] = fmt.Sprintf("%08d", i) + page[8:] + page[:4096]
-	}
+	extra := benchFiles()
 	for _, tc := range []struct {
 		name     string
 		header   bool
@@ -106,4 +98,14 @@ func BenchmarkSelectZip(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchFiles is 2,000 relation files of 16 KiB, 32 MiB, for the fixture.
+func benchFiles() map[string]string {
+	extra := map[string]string{}
+	page := strings.Repeat("pgstage benchmark tuple ", 600)[:12288]
+	for i := 0; i < 2000; i++ {
+		extra[fmt.Sprintf("base/1/%d", 20000+i)] = fmt.Sprintf("%08d", i) + page[8:] + page[:4096]
+	}
+	return extra
 }

@@ -523,9 +523,8 @@ func newScanState() *scanState {
 func (b *Backup) inspectZip(ctx context.Context, st *scanState) (bool, error) {
 	var walArchive *Archive
 	for i := range b.Archives {
-		switch a := &b.Archives[i]; a.Role {
-		case RoleWAL:
-			walArchive = a
+		if b.Archives[i].Role == RoleWAL {
+			walArchive = &b.Archives[i]
 		}
 	}
 	if walArchive == nil {

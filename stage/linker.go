@@ -446,9 +446,6 @@ func (l *Linker) build(ctx context.Context, job string, steps []string, mode pre
 		if serr != nil {
 			return fail(StepRestore, fmt.Errorf("%w; and no other backup can be used: %w", err, serr))
 		}
-		for _, p := range passOver {
-			l.log.Info("backup passed over", "job", job, "backup", p.Name, "reason", p.Reason)
-		}
 		b = next
 		l.log.Info("backup selected", "job", job, "backup", b.Name, "location", b.Location, "version", b.PGVersion, "passed_over", len(b.Passed))
 		l.step(job, steps, StepRestore, fmt.Sprintf("restoring %s (%s)", b.Name, humanBytes(b.TotalBytes)))
