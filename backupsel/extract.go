@@ -21,8 +21,8 @@ type extractor struct {
 	kept    kept
 	tsDest  map[uint32]string // tablespace OID -> its restored directory
 	skipped []string
-	files   int      // regular files written by this goroutine
-	w       *writers // small-file writers; nil writes everything in line
+	files   int // regular files written in line (see writers for the rest)
+	w       *writers
 	buf     []byte
 }
 
@@ -42,7 +42,7 @@ type archiveRun struct {
 	target     string
 	role       Role
 	sizePrefix string   // the archive's place in the data directory, for kept.sizes
-	rangeSrc   *os.File // a second handle on an uncompressed archive file: see copyRange
+	rangeSrc   *os.File // a second handle on an uncompressed archive file: see writers.copyRange
 }
 
 func newExtractor(b *Backup, opts RestoreOptions, bufSize int) *extractor {
@@ -82,12 +82,15 @@ func (x *extractor) restoreArchive(ctx context.Context, b *Backup, a *Archive, t
 	}
 	defer closer.Close()
 	if f, ok := r.(*os.File); ok {
-		// An uncompressed archive file: the tar reader seeks over large
-		// files, which copyRange copies from a second handle.
+		// An uncompressed archive file: the tar reader seeks over file
+		// contents, which writers copy from a second handle.
 		if run.rangeSrc, err = os.Open(f.Name()); err != nil {
 			return &ArchiveError{Archive: run.name, Err: err}
 		}
-		defer run.rangeSrc.Close()
+		defer func() {
+			x.w.pending.Wait() // writers copy from it until then
+			run.rangeSrc.Close()
+		}()
 	}
 	// Decode (or inflate the zip entry) in a goroutine of its own.
 	streamed := comp != CompressionNone || b.Layout == LayoutZip
@@ -194,18 +197,11 @@ func (x *extractor) file(ctx context.Context, run *archiveRun, name, dst string,
 		}
 		return x.written(dst, x.fm.writeBytes(dst, data))
 	}
-	if queued, err := x.queueFile(dst, r, h.Size); queued || err != nil {
-		return err
-	}
+	x.tree.files[dst] = true
 	if run.rangeSrc != nil {
-		return x.written(dst, x.copyRange(run.rangeSrc, dst, off, h.Size))
+		return x.queueRange(dst, run.rangeSrc, off, h.Size)
 	}
-	return x.written(dst, x.fm.writeFile(dst, func(f *os.File) error {
-		return copyN(f, r, h.Size, x.buf, func(n int64) error {
-			x.prog.add(n)
-			return ctx.Err()
-		})
-	}))
+	return x.queueFile(ctx, dst, r, h.Size)
 }
 
 // claim checks that dst may become a regular file. A directory or link of
@@ -228,24 +224,6 @@ func (x *extractor) written(dst string, err error) error {
 		x.files++
 	}
 	return err
-}
-
-// copyRange copies size bytes at off in the archive file src into a new
-// file at p. os.File.ReadFrom uses copy_file_range, so the bytes never pass
-// through this process (it falls back to a plain copy where the kernel
-// cannot).
-func (x *extractor) copyRange(src *os.File, p string, off, size int64) error {
-	if _, err := src.Seek(off, io.SeekStart); err != nil {
-		return err
-	}
-	return x.fm.writeFile(p, func(f *os.File) error {
-		n, err := f.ReadFrom(&io.LimitedReader{R: src, N: size})
-		x.prog.add(n)
-		if err == nil && n != size {
-			err = errTruncated
-		}
-		return err
-	})
 }
 
 // symlink restores a symbolic link entry: only pg_tblspc/<oid> in base.tar.

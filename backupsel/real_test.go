@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,6 +193,10 @@ func TestRealBackups(t *testing.T) {
 							out, err := exec.Command(filepath.Join(pgtest.ClientBinDir(t), "pg_verifybackup"), args...).CombinedOutput()
 							require.NoError(t, err, "pg_verifybackup: %s", out)
 						}
+						if layout == pgtest.LayoutFolder {
+							assert.Equal(t, tarTree(t, sel, filepath.Join(dir, "tar"), res.Rewritten), restoredTree(t, data, ts, res),
+								"Restore makes every file, mode and size tar -xf makes")
+						}
 						digests[layout] = treeDigest(t, map[string]string{"data": data, "ts": ts})
 						if layout != pgtest.LayoutZip {
 							return
@@ -273,4 +278,76 @@ func startAndRead(t *testing.T, major int, dir, data string, id int64) {
 	if log, err := os.ReadFile(logFile); err == nil {
 		assert.False(t, strings.Contains(string(log), "PANIC"), "restored server log:\n%s", log)
 	}
+}
+
+// tarTree extracts the backup's archives with GNU tar, as the manual
+// procedure does (base.tar into the data directory, pg_wal.tar into its
+// pg_wal, each tablespace archive into a directory of its own), and lists
+// what it made, as restoredTree does.
+func tarTree(t *testing.T, b *backupsel.Backup, dir string, sizeless []string) map[string]string {
+	t.Helper()
+	data, ts := filepath.Join(dir, "data"), filepath.Join(dir, "ts")
+	tool := map[backupsel.Compression]string{backupsel.CompressionGzip: "gzip", backupsel.CompressionLZ4: "lz4", backupsel.CompressionZstd: "zstd"}
+	for _, a := range b.Archives {
+		into := data
+		switch a.Role {
+		case backupsel.RoleWAL:
+			into = filepath.Join(data, "pg_wal")
+		case backupsel.RoleTablespace:
+			into = ts
+		}
+		require.NoError(t, os.MkdirAll(into, 0o700))
+		args := []string{"-xf", filepath.Join(b.Location, a.Name), "-C", into}
+		if c, ok := tool[a.Compression]; ok {
+			args = append([]string{"-I", c}, args...)
+		}
+		out, err := exec.Command("tar", args...).CombinedOutput()
+		require.NoError(t, err, "tar %v: %s", args, out)
+	}
+	tree := listTree(t, map[string]string{"data": data, "ts": ts}, sizeless)
+	for p := range tree {
+		if strings.HasPrefix(p, "data/pg_tblspc/") {
+			delete(tree, p) // links to the source's location
+		}
+	}
+	return tree
+}
+
+// restoredTree lists what Restore made, leaving out what the manual
+// procedure does not make: backup_manifest beside the files, and the
+// pg_tblspc links (which point elsewhere than tar's). Files Restore
+// rewrote on purpose count by type and mode, not size, on both sides.
+func restoredTree(t *testing.T, data, ts string, res *backupsel.RestoreResult) map[string]string {
+	t.Helper()
+	tree := listTree(t, map[string]string{"data": data, "ts": ts}, res.Rewritten)
+	delete(tree, "data/backup_manifest")
+	for p := range tree {
+		if strings.HasPrefix(p, "data/pg_tblspc/") {
+			delete(tree, p)
+		}
+	}
+	return tree
+}
+
+// listTree maps every entry under each root (keyed by the root's name and
+// the path inside it) to its type, permission bits and, for regular files
+// not in sizeless, size.
+func listTree(t *testing.T, roots map[string]string, sizeless []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for name, root := range roots {
+		require.NoError(t, filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+			if err != nil || p == root {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			desc := fmt.Sprintf("%v", info.Mode())
+			if info.Mode().IsRegular() && !slices.Contains(sizeless, rel) {
+				desc += fmt.Sprintf(" %d bytes", info.Size())
+			}
+			out[name+"/"+rel] = desc
+			return nil
+		}))
+	}
+	return out
 }

@@ -36,14 +36,18 @@ type RestoreOptions struct {
 	// Progress, if set, is called as content is written with the bytes done
 	// and the total (Backup.TotalBytes), and once at the end with done == total.
 	Progress func(done, total int64)
-	// Sync fsyncs every file and directory before Restore returns. It is off
-	// by default because PostgreSQL fsyncs the whole data directory itself at
-	// its first start after a restore: a backup's pg_control never says the
-	// server shut down cleanly, so StartupXLOG calls SyncDataDirectory (fd.c)
+	// Sync makes every restored file and directory durable before Restore
+	// returns: each file's write-out starts as soon as it is written
+	// (sync_file_range), one syncfs per target filesystem waits for all of
+	// it, then pg_control is written and fsynced last. It is off by default
+	// because PostgreSQL fsyncs the whole data directory itself at its first
+	// start after a restore: a backup's pg_control never says the server
+	// shut down cleanly, so StartupXLOG calls SyncDataDirectory (fd.c)
 	// before recovery, and a sync here would write everything to disk twice.
 	// Turn it on when something other than PostgreSQL relies on the files
 	// being durable (a storage snapshot taken right after Restore), or when
 	// the restored configuration sets fsync = off, which skips that sync.
+	// syncfs also flushes what other programs wrote to the same filesystem.
 	Sync bool
 	// BufferSize is the copy buffer; 0 means the Select buffer (1 MiB).
 	BufferSize int
@@ -102,7 +106,7 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	bufSize := cmp.Or(max(opts.BufferSize, 0), b.bufSize, defaultBufferSize)
 	j := &restoreJob{b: b, opts: opts, x: newExtractor(b, opts, bufSize),
 		res: &RestoreResult{DataDir: root, WALDir: filepath.Join(root, rulesFor(b.Major).walDir)}}
-	j.x.startWriters()
+	j.x.startWriters(ctx)
 	for _, step := range []func(context.Context) error{
 		j.prepareDataDir,
 		j.prepareTablespaces,
@@ -112,11 +116,15 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 		j.rewriteTablespaceMap,
 		j.copyWALPath,
 		j.writeManifest,
-		j.writeControlFile, // last: see writeControlFile
 		j.sync,
+		j.writeControlFile, // last: see writeControlFile
 	} {
-		if err := step(ctx); err != nil {
-			if werr := j.x.finishWriters(); werr != nil && ctx.Err() == nil {
+		err := ctx.Err()
+		if err == nil {
+			err = step(ctx)
+		}
+		if err != nil {
+			if werr := j.x.finishWriters(); werr != nil && ctx.Err() == nil && !errors.Is(err, werr) {
 				err = errors.Join(err, fmt.Errorf("backupsel: %w", werr))
 			}
 			j.x.tree.undo()
@@ -244,21 +252,34 @@ func (j *restoreJob) writeManifest(context.Context) error {
 	return j.x.writeSmall(filepath.Join(j.res.DataDir, "backup_manifest"), j.b.manifestRaw)
 }
 
-// writeControlFile writes global/pg_control, last: while it is absent,
-// PostgreSQL refuses to start on a half-restored directory.
-func (j *restoreJob) writeControlFile(context.Context) error {
-	if err := j.x.tree.mkdirAll(filepath.Join(j.res.DataDir, "global")); err != nil {
-		return err
-	}
-	return j.x.writeSmall(filepath.Join(j.res.DataDir, "global", "pg_control"), j.x.kept.pgControl)
-}
-
+// sync makes everything written so far durable, before pg_control.
 func (j *restoreJob) sync(context.Context) error {
 	if !j.opts.Sync {
 		return nil
 	}
-	if err := j.x.tree.syncDirs(); err != nil {
+	if err := j.x.tree.syncAll(); err != nil {
 		return fmt.Errorf("backupsel: sync: %w", err)
+	}
+	return nil
+}
+
+// writeControlFile writes global/pg_control, last: while it is absent,
+// PostgreSQL refuses to start on a half-restored directory. With Sync it is
+// made durable after everything else, so a crash never leaves a durable
+// pg_control in a directory whose other files are not.
+func (j *restoreJob) writeControlFile(context.Context) error {
+	global := filepath.Join(j.res.DataDir, "global")
+	if err := j.x.tree.mkdirAll(global); err != nil {
+		return err
+	}
+	p := filepath.Join(global, "pg_control")
+	if err := j.x.writeSmall(p, j.x.kept.pgControl); err != nil {
+		return err
+	}
+	if j.opts.Sync {
+		if err := errors.Join(syncPath(p), syncPath(global)); err != nil {
+			return fmt.Errorf("backupsel: sync: %w", err)
+		}
 	}
 	return nil
 }

@@ -152,7 +152,7 @@ func entryPath(name string) (string, error) {
 // writing files (as `tar -xzf` overlaps gzip and tar in two processes).
 // Memory: four buffers.
 type readAhead struct {
-	ch      chan chunk
+	ch      chan readChunk
 	free    chan []byte
 	done    chan struct{}
 	exited  chan struct{}
@@ -162,7 +162,7 @@ type readAhead struct {
 	closeMu sync.Once
 }
 
-type chunk struct {
+type readChunk struct {
 	data []byte
 	err  error
 }
@@ -171,7 +171,7 @@ const readAheadBuffers = 4
 
 func newReadAhead(r io.Reader, size int) io.ReadCloser {
 	ra := &readAhead{
-		ch:     make(chan chunk, readAheadBuffers),
+		ch:     make(chan readChunk, readAheadBuffers),
 		free:   make(chan []byte, readAheadBuffers),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
@@ -203,14 +203,14 @@ func (ra *readAhead) fill(r io.Reader) {
 		}
 		if n > 0 {
 			select {
-			case ra.ch <- chunk{data: buf[:n]}:
+			case ra.ch <- readChunk{data: buf[:n]}:
 			case <-ra.done:
 				return
 			}
 		}
 		if err != nil {
 			select {
-			case ra.ch <- chunk{err: err}:
+			case ra.ch <- readChunk{err: err}:
 			case <-ra.done:
 			}
 			return

@@ -1,5 +1,7 @@
-// Command backupsel_restore is the Go side of bench/backupsel.sh: it selects
-// the backup in a backup path and restores it, printing the time of each step.
+// Command backupsel_restore is the Go side of bench/backupsel.sh and
+// bench/backupsel_real.sh: it selects the backup in a backup path and
+// restores it, printing the time of each step. Its test file makes the real
+// backups bench/backupsel_real.sh restores.
 package main
 
 import (
@@ -18,6 +20,7 @@ func main() {
 	path := flag.String("path", "", "backup path")
 	data := flag.String("data", "", "data directory to restore into")
 	verify := flag.Bool("verify", false, "Select with checksum verification")
+	durable := flag.Bool("sync", false, "Restore with RestoreOptions.Sync")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of both steps to this file")
 	flag.Parse()
 	if *path == "" || *data == "" {
@@ -40,7 +43,7 @@ func main() {
 		log.Fatal(err)
 	}
 	t1 := time.Now()
-	res, err := b.Restore(ctx, *data, backupsel.RestoreOptions{})
+	res, err := b.Restore(ctx, *data, backupsel.RestoreOptions{Sync: *durable})
 	if err != nil {
 		log.Fatal(err)
 	}
