@@ -53,10 +53,12 @@
 //
 // [Backup.Restore] streams each archive straight into the target: no
 // temporary files, compressed archives decoded on the fly in a goroutine of
-// their own, zip entries inflated in place, and small files written by a few
-// goroutines while the archive is read on (memory stays under a few MiB of
-// buffers whatever the backup size); large files of uncompressed archives are
-// copied by the kernel (copy_file_range) without passing through the process.
+// their own, zip entries inflated in place. It uses both cores: the reading
+// goroutine makes the directories and hands each file to one of a few
+// writer goroutines, which create and fill it; contents travel in a fixed
+// pool of 1 MiB chunks (8 MiB in flight whatever the backup size), and files
+// of an uncompressed archive are copied by the kernel (copy_file_range)
+// without passing through the process.
 // Entries that would escape the target, and device or FIFO entries, are
 // refused with an [*ArchiveError] naming the archive and entry that matches
 // [ErrUnsafeEntry]. A regular entry whose name an earlier entry took

@@ -49,7 +49,8 @@ type RestoreOptions struct {
 	// the restored configuration sets fsync = off, which skips that sync.
 	// syncfs also flushes what other programs wrote to the same filesystem.
 	Sync bool
-	// BufferSize is the copy buffer; 0 means the Select buffer (1 MiB).
+	// BufferSize is the read and read-ahead buffer size (four read-ahead
+	// buffers per compressed archive); 0 means the Select buffer (256 KiB).
 	BufferSize int
 	// Logger receives progress at debug level; nil discards.
 	Logger *slog.Logger

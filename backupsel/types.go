@@ -28,7 +28,7 @@ type Options struct {
 	// a candidate whose files change is skipped as still being written.
 	// 0 means DefaultSettle; negative disables the check.
 	Settle time.Duration
-	// BufferSize is the read buffer per archive; 0 means 1 MiB.
+	// BufferSize is the read buffer per archive; 0 means 256 KiB.
 	BufferSize int
 	// Logger receives one debug line per candidate; nil discards.
 	Logger *slog.Logger
@@ -41,7 +41,7 @@ type Options struct {
 // DefaultSettle is the settle window used when Options.Settle is 0.
 const DefaultSettle = 2 * time.Second
 
-const defaultBufferSize = 1 << 20
+const defaultBufferSize = 256 << 10
 
 // WALSource says where the WAL that makes the backup consistent comes from.
 type WALSource int

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# backupsel_real.sh: restore of a REAL pg_basebackup -F t backup by backupsel
+# against GNU tar, in one run. The backup is made once with the project's
+# harness (bench/backupsel_restore's TestMakeRealCorpus: a PostgreSQL 15
+# server with 3,500 small tables and four large ones, about 1.1 GiB and
+# 22,000 files; Debian's pg_basebackup 15 -F t -X stream, plain, -Z
+# client-gzip:1, client-lz4, client-zstd, and the plain files in a stored
+# zip). Then, per form, PGSTAGE_BENCH_RUNS times (default 3), alternating
+# which goes first:
+#
+#   plain  tar -xf base.tar; tar -xf pg_wal.tar -C pg_wal
+#   gzip   tar -xzf base.tar.gz; tar -xzf pg_wal.tar.gz -C pg_wal
+#   lz4    lz4 -dc base.tar.lz4 | tar -xf -; tar -xf pg_wal.tar -C pg_wal
+#   zstd   zstd -dc base.tar.zst | tar -xf -; tar -xf pg_wal.tar -C pg_wal
+#   zip    unzip the zip; tar -xf base.tar; tar -xf pg_wal.tar -C pg_wal
+#   sync   the plain commands then sync, against backupsel with -sync
+#
+# against bench/backupsel_restore (Select, settle check off, no checksums;
+# then Restore). Each command writes into a new directory of the work
+# filesystem, and outputs are removed only after the last run: ext4 keeps
+# freed inodes out of reuse for a minute, and creating 22,000 files right
+# after removing 22,000 costs whichever command comes next several times
+# its time (see RESULTS.md). A sync before each command (untimed) keeps
+# earlier write-back out of it. About 45 GiB free is needed. The page cache is
+# warm: the backup files are read once before the runs and stay cached
+# (the machine has far more memory than the backup). Each command runs
+# under /usr/bin/time -v (wall time, CPU, peak RSS).
+#
+# Output: one line per pair; summary: awk -f bench/backupsel_summary.awk.
+# Work files go to PGSTAGE_BENCH_DIR (default /var/tmp/pgstage-bench-real).
+# The corpus is kept between invocations: remove
+# $PGSTAGE_BENCH_DIR/corpus to make it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${PGSTAGE_BENCH_DIR:-/var/tmp/pgstage-bench-real}
+runs=${PGSTAGE_BENCH_RUNS:-3}
+forms=${PGSTAGE_BENCH_FORMS:-plain gzip lz4 zstd zip sync}
+corpus=$work/corpus
+mkdir -p "$work"
+for tool in tar gzip lz4 zstd unzip /usr/bin/time; do
+	command -v "$tool" >/dev/null || { echo "backupsel_real.sh: $tool missing (apt-get install ${tool##*/})" >&2; exit 1; }
+done
+if [ ! -f "$corpus/zip/PostgreSQL_T20261201.zip" ]; then
+	echo "-- making the real backups in $corpus (once; a few minutes)" >&2
+	PGSTAGE_BENCH_CORPUS=$corpus go test -count=1 -timeout 60m -run TestMakeRealCorpus ./bench/backupsel_restore >&2
+fi
+go build -o "$work/backupsel_restore" ./bench/backupsel_restore
+cat "$corpus"/*/* > /dev/null # warm the page cache
+
+outs=$work/out
+rm -rf "$outs"
+measure() { # NAME CMD...: prints "NAME wall_s rss_kib cpu_s stderr"
+	local name=$1; shift
+	mkdir -p "$out"
+	sync
+	/usr/bin/time -v -o "$work/time.txt" "$@" 2> "$work/stderr.txt" >/dev/null || { cat "$work/stderr.txt" >&2; exit 1; }
+	local wall rss cpu
+	wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/time.txt")
+	rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$work/time.txt")
+	cpu=$(awk -F': ' '/(User|System) time \(seconds\)/{s+=$2} END{printf "%.2f", s}' "$work/time.txt")
+	echo "$name $wall $rss $cpu $(tr '\n' ' ' < "$work/stderr.txt")"
+}
+c=$corpus
+manual_plain() { tar -xf "$c/plain/base.tar" -C "$out" && tar -xf "$c/plain/pg_wal.tar" -C "$out/pg_wal"; }
+manual_gzip() { tar -xzf "$c/gzip/base.tar.gz" -C "$out" && tar -xzf "$c/gzip/pg_wal.tar.gz" -C "$out/pg_wal"; }
+manual_lz4() { lz4 -dc "$c/lz4/base.tar.lz4" | tar -xf - -C "$out" && tar -xf "$c/lz4/pg_wal.tar" -C "$out/pg_wal"; }
+manual_zstd() { zstd -q -dc "$c/zstd/base.tar.zst" | tar -xf - -C "$out" && tar -xf "$c/zstd/pg_wal.tar" -C "$out/pg_wal"; }
+manual_zip() {
+	unzip -q "$c/zip/PostgreSQL_T20261201.zip" -d "$out.unzip" && tar -xf "$out.unzip/base.tar" -C "$out" &&
+		tar -xf "$out.unzip/pg_wal.tar" -C "$out/pg_wal"
+}
+manual_sync() { manual_plain && sync; }
+export -f manual_plain manual_gzip manual_lz4 manual_zstd manual_zip manual_sync
+export c
+ours() { # FORM: the backupsel command for a form
+	case $1 in
+	sync) echo "$work/backupsel_restore -sync -path $c/plain -data $gout/data" ;;
+	*) echo "$work/backupsel_restore -path $c/$1 -data $gout/data" ;;
+	esac
+}
+
+files=$(tar -tf "$c/plain/base.tar" | grep -vc '/$')
+echo "backup: $files files in base.tar, $(( $(stat -c %s "$c/plain/base.tar") >> 20 )) MiB; $(nproc) CPUs; $(df -T "$work" | awk 'NR==2{print $2}') at $work; $(uname -r); page cache warm"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib manual_cpu_s backupsel_cpu_s backupsel_steps"
+for form in $forms; do
+	for run in $(seq "$runs"); do
+		out=$outs/$form-$run-manual gout=$outs/$form-$run-backupsel
+		if [ $((run % 2)) = 1 ]; then
+			m=$(out=$out measure manual bash -c "manual_$form")
+			g=$(out=$gout measure backupsel $(ours "$form"))
+		else
+			g=$(out=$gout measure backupsel $(ours "$form"))
+			m=$(out=$out measure manual bash -c "manual_$form")
+		fi
+		set -- $m; mw=$2 mr=$3 mc=$4
+		set -- $g; gw=$2 gr=$3 gc=$4; shift 4; steps="$*"
+		echo "$form $mw $gw $(awk -v a="$gw" -v b="$mw" 'BEGIN{printf "%.2f", a/b}') $mr $gr $mc $gc $steps"
+	done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+rm -rf "$outs" "$outs".*
