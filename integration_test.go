@@ -167,7 +167,7 @@ func TestLinker(t *testing.T) {
 		info, err := os.Stat(filepath.Join(zip.cfg.Staging.DataDir+".pgstage", "state.json"))
 		require.NoError(t, err)
 		require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
-		l2, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: zip.cfg.Staging.DataDir}, Source: stage.Source{Password: p.ReplPassword}})
+		l2, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: zip.cfg.Staging.DataDir}, Source: stage.Source{Password: stage.Password(p.ReplPassword)}})
 		require.NoError(t, err)
 		zip.l = l2
 		require.Equal(t, stage.StateStreaming, zip.status(t).State)
@@ -233,7 +233,7 @@ func TestLinkerBadInputs(t *testing.T) {
 					require.ErrorIs(t, err, tc.is)
 				}
 				require.NotContains(t, err.Error(), p.ReplPassword)
-				require.NotContains(t, err.Error(), cfg.Source.Password, "the password supplied must not be in the error either")
+				require.NotContains(t, err.Error(), cfg.Source.Password.Reveal(), "the password supplied must not be in the error either")
 				entries, _ := os.ReadDir(cfg.Staging.DataDir)
 				for _, e := range entries {
 					require.Equal(t, "x", e.Name(), "preflight touched the data directory")
@@ -384,7 +384,7 @@ func TestLinkerBadInputs(t *testing.T) {
 			require.Error(t, err, "the helper should have been killed: %s", out)
 			require.Contains(t, err.Error(), "killed")
 
-			l, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: cfg.Staging.DataDir}, Source: stage.Source{Password: p.ReplPassword}})
+			l, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: cfg.Staging.DataDir}, Source: stage.Source{Password: stage.Password(p.ReplPassword)}})
 			require.NoError(t, err)
 			defer l.Close()
 			s := &staging{cfg: l.Config(), l: l}
@@ -527,7 +527,7 @@ func TestLinkerHelperProcess(t *testing.T) {
 	}
 	var cfg stage.Config
 	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
-	cfg.Source.Password = os.Getenv("PGSTAGE_HELPER_PASSWORD")
+	cfg.Source.Password = stage.Password(os.Getenv("PGSTAGE_HELPER_PASSWORD"))
 	cfg.Hooks.PreSync = []stage.Hook{{Func: func(context.Context, stage.HookEnv) error {
 		return syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}}}
@@ -563,7 +563,7 @@ func stagingConfig(t *testing.T, p *pgtest.Primary, backupPath string) stage.Con
 	return stage.Config{
 		BackupPath:   backupPath,
 		BackupSettle: -1, // the backups here are whole when taken
-		Source:       stage.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword, SSLMode: "disable"},
+		Source:       stage.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: stage.Password(p.ReplPassword), SSLMode: "disable"},
 		Staging: stage.Staging{
 			DataDir:   filepath.Join(dir, "data"),
 			Port:      pgtest.FreePort(t),

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/pgstage/pgstage/internal/libpq"
 	"github.com/pgstage/pgstage/internal/pgcontrol"
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/pgstage/pgstage/replica"
 )
 
@@ -44,7 +46,7 @@ var versionQueries = []struct {
 }
 
 func queriesFor(pgVersion string) (int, error) {
-	m, err := replica.ParseMajor(pgVersion)
+	m, err := pgver.Parse(pgVersion)
 	if err != nil {
 		return 0, err
 	}
