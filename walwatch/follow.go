@@ -128,7 +128,7 @@ func (t *tracked) reset(w *Watcher, offset int64, line int) {
 func (w *Watcher) scan() {
 	cands, err := w.list()
 	if err != nil {
-		w.fail(&FileError{File: w.dir, Op: "list", Err: err})
+		w.fail(&fileError{file: w.dir, op: "list", err: err})
 		return
 	}
 	seen := make(map[fileID]bool, len(cands))
@@ -213,7 +213,7 @@ func (w *Watcher) open(t *tracked) error {
 func (w *Watcher) read(t *tracked) {
 	if err := w.open(t); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			w.fail(&FileError{File: t.path, Op: "open", Err: err})
+			w.fail(&fileError{file: t.path, op: "open", err: err})
 		}
 		return
 	}
@@ -233,7 +233,7 @@ func (w *Watcher) read(t *tracked) {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				w.fail(&FileError{File: t.path, Op: "read", Err: err})
+				w.fail(&fileError{file: t.path, op: "read", err: err})
 			}
 			break
 		}
