@@ -42,6 +42,8 @@ type Watcher struct {
 	sniffPending bool
 	out          []Event
 	last         lastRecord
+	growth       uint64        // counts file growths, to order them (tracked.grew)
+	retired      []retiredHead // fingerprints of truncated files, for their copies
 }
 
 // New checks the configuration, decides the format and prefix, starts
@@ -215,9 +217,13 @@ func (w *Watcher) run() {
 func (w *Watcher) onFSEvents(first fsnotify.Event, more <-chan fsnotify.Event) {
 	paths := map[string]bool{}
 	full := false
+	detached := false
 	add := func(ev fsnotify.Event) {
 		if !w.matches(filepath.Base(ev.Name)) {
-			return // another destination's file (say, .csv beside .log)
+			// Another destination's file (say, .csv beside .log), or a
+			// detached file under its new name.
+			detached = true
+			return
 		}
 		switch {
 		case ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
@@ -241,6 +247,8 @@ drain:
 	}
 	if full || !w.readPaths(paths) {
 		w.scan()
+	} else if detached {
+		w.followDetachedAll()
 	}
 }
 
