@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/pgstage/pgstage/pgconf"
 	"github.com/stretchr/testify/require"
 )
@@ -20,7 +21,7 @@ func TestApplySettingsStaysInsideDataDir(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("include '"+outside+"'\n"), 0o600))
 
 	for _, set := range []Setting{{Name: "work_mem", Value: "64MB"}, {Name: "work_mem", Comment: true}} {
-		_, err := applySettings(data, []Setting{set}, "15")
+		err := applySettings(data, []Setting{set}, pgver.V15)
 		require.Error(t, err)
 		require.True(t, errors.Is(err, pgconf.ErrOutsideRoot), "%v", err)
 		require.Contains(t, err.Error(), outside)

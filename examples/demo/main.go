@@ -210,7 +210,7 @@ func progressBar() func(stage.Progress) {
 	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&fs.ModeCharDevice != 0 {
 		tty = true
 	}
-	last := ""
+	var last stage.Step
 	return func(p stage.Progress) {
 		if p.Job != stage.JobLink {
 			return

@@ -37,15 +37,40 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pgstage/pgstage/stage"
 )
 
-// fileConfig is the JSON configuration file.
+// fileConfig is the JSON configuration file: stage.Config's fields, flat,
+// plus where the password comes from.
 type fileConfig struct {
-	stage.Config
+	BackupPath        string          `json:"backup_path"`
+	WALPath           string          `json:"wal_path,omitempty"`
+	StreamWhenNoWAL   bool            `json:"stream_when_no_wal,omitempty"`
+	VerifyBackup      bool            `json:"verify_backup,omitempty"`
+	BackupSettle      time.Duration   `json:"backup_settle,omitempty"`
+	Source            stage.Source    `json:"source"`
+	Staging           stage.Staging   `json:"staging"`
+	Settings          []stage.Setting `json:"settings,omitempty"`
+	Hooks             stage.Hooks     `json:"hooks,omitempty"`
+	StreamTimeout     time.Duration   `json:"stream_timeout,omitempty"`
+	WatchPollInterval time.Duration   `json:"watch_poll_interval,omitempty"`
+	WatchPollOnly     bool            `json:"watch_poll_only,omitempty"`
+
 	PasswordEnv  string `json:"password_env,omitempty"`
 	PasswordFile string `json:"password_file,omitempty"`
+}
+
+func (fc fileConfig) config() stage.Config {
+	return stage.Config{
+		BackupPath: fc.BackupPath,
+		Restore: stage.RestoreConfig{WALPath: fc.WALPath, StreamWhenNoWAL: fc.StreamWhenNoWAL,
+			Verify: fc.VerifyBackup, Settle: fc.BackupSettle},
+		Source: fc.Source, Staging: fc.Staging, Settings: fc.Settings, Hooks: fc.Hooks,
+		StreamTimeout: fc.StreamTimeout,
+		Watch:         stage.WatchConfig{PollInterval: fc.WatchPollInterval, PollOnly: fc.WatchPollOnly},
+	}
 }
 
 func main() {
@@ -146,7 +171,7 @@ func load(path string) (stage.Config, error) {
 	if err := dec.Decode(&fc); err != nil {
 		return stage.Config{}, fmt.Errorf("%s: %w", path, err)
 	}
-	cfg := fc.Config
+	cfg := fc.config()
 	switch {
 	case fc.PasswordFile != "":
 		b, err := os.ReadFile(fc.PasswordFile)
