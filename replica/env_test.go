@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,6 +59,7 @@ func TestVersionTableCoversEveryMajor(t *testing.T) {
 		assert.Equal(t, m >= pgver.V9_6, r.hotStandby, "%s hot standby", m)
 		assert.Equal(t, m >= pgver.V10, r.passfileParam, "%s passfile=", m)
 		assert.Equal(t, m >= pgver.V12, r.tcpUserTimeout, "%s tcp_user_timeout", m)
+		assert.Equal(t, m < pgver.V10, strings.Contains(r.funcs.receiveLSN+r.funcs.replayLSN+r.funcs.replayPaused, "xlog"), "%s xlog names", m)
 	}
 	for _, m := range []Major{pgver.Oldest - 1, pgver.Newest + 100, 0} {
 		_, err := rulesFor(m)
