@@ -1,7 +1,9 @@
 package replica
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -100,4 +102,11 @@ func TestErrorsRedactPassword(t *testing.T) {
 	assert.Equal(t, "FATAL:  no ******** here DETAIL:  ******** again", st.Reason)
 	assert.NotContains(t, startErr.Error(), "hunter22")
 	assert.NotContains(t, s.LogTail(10), "hunter22")
+
+	assert.True(t, Final(serr), "no context error: the fault is final")
+	assert.False(t, Final(s.streamError("", context.DeadlineExceeded)))
+	assert.False(t, Final(startErr))
+	assert.True(t, HasLogTail(startErr))
+	assert.True(t, HasLogTail(fmt.Errorf("wrapped: %w", serr)))
+	assert.False(t, HasLogTail(errors.New("pg_ctl failed")))
 }

@@ -90,3 +90,19 @@ func (e *StreamError) Unwrap() []error {
 	}
 	return []error{ErrNotStreaming}
 }
+
+// Final reports whether err says the standby cannot stream until someone
+// acts on the source or the credentials (authentication refused, WAL
+// already removed, another system's WAL): waiting longer will not help.
+func Final(err error) bool {
+	var se *StreamError
+	return errors.As(err, &se) && se.Err == nil
+}
+
+// HasLogTail reports whether err already carries the last lines of the
+// server log (a StartError or StreamError), so a caller need not add them.
+func HasLogTail(err error) bool {
+	var start *StartError
+	var stream *StreamError
+	return errors.As(err, &start) && start.LogTail != "" || errors.As(err, &stream) && stream.LogTail != ""
+}
