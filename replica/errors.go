@@ -5,13 +5,14 @@ import (
 	"fmt"
 )
 
-// The errors a caller branches on. Each error this package returns wraps
-// at most one of them; the typed errors below tie themselves to theirs with
-// Unwrap.
+// The errors a caller branches on with errors.Is. The typed errors below
+// tie themselves to theirs with Unwrap.
 var (
 	// ErrInvalidConfig: New found problems in the Config; the error lists
 	// every one of them (errors.Join), each saying what to do.
 	ErrInvalidConfig = errors.New("replica: invalid config")
+	// ErrUnsupportedVersion: a major outside 9.4 to 18.
+	ErrUnsupportedVersion = errors.New("replica: unsupported PostgreSQL version (supported: 9.4 to 18)")
 	// ErrVersionMismatch: the data directory and the staging binaries are of
 	// different majors.
 	ErrVersionMismatch = errors.New("replica: data directory and staging binaries are of different major versions")
@@ -23,6 +24,9 @@ var (
 	ErrNotStreaming = errors.New("replica: standby is not streaming")
 	// ErrNotRunning: the staging server is not running.
 	ErrNotRunning = errors.New("replica: staging server is not running")
+	// ErrWarmStandby: the standby takes no queries (9.4 and 9.5 are set up
+	// as warm standbys), so Replay cannot ask it.
+	ErrWarmStandby = errors.New("replica: a warm standby (9.4, 9.5) takes no queries")
 )
 
 // versionError names both majors of a mismatch. Callers branch on

@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -49,10 +48,6 @@ func (r Replay) Behind() int64 {
 	}
 	return int64(r.ReceiveLSN - r.ReplayLSN)
 }
-
-// ErrWarmStandby: the standby takes no queries (9.4 and 9.5 are set up as
-// warm standbys), so Replay cannot ask it.
-var ErrWarmStandby = errors.New("replica: a warm standby (9.4, 9.5) takes no queries")
 
 // Replay asks the standby where its replication stands, over its Unix
 // socket as QueryUser.

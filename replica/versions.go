@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/pgstage/pgstage/internal/pgver"
@@ -101,9 +100,6 @@ var versionTable = pgver.Table[rules]{
 		stale: stale12, hbaAuth: "scram-sha-256", defaults: defaults10, slotReserveWAL: true, logDirectory: "log", funcs: walFuncs,
 	}},
 }
-
-// ErrUnsupportedVersion: a major outside 9.4 to 18.
-var ErrUnsupportedVersion = errors.New("replica: unsupported PostgreSQL version (supported: 9.4 to 18)")
 
 func rulesFor(m Major) (*rules, error) {
 	if !m.Supported() {
