@@ -95,5 +95,17 @@
 // immediately after StopTimeout. [Standby.Status] reports the postmaster
 // and its walreceiver.
 //
+// # Noticing a silent source
+//
+// A network that drops packets without a reset is seen only through
+// timeouts. Setup writes wal_receiver_timeout and
+// wal_receiver_status_interval on the standby, and connect_timeout, TCP
+// keepalives and (12+) tcp_user_timeout into primary_conninfo, so that the
+// walreceiver gives up on a source it no longer hears within about 10 s
+// ([Liveness], configurable). [Standby.Replay] reports what the standby
+// received and applied, when it last heard from the source, whether replay
+// is paused and whether a walreceiver streams: the facts that tell a stalled
+// or dead stream from an idle one.
+//
 // Process checks read /proc: the running side is for Linux.
 package replica

@@ -1,9 +1,12 @@
 package replica
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,6 +61,7 @@ func TestVersionTableCoversEveryMajor(t *testing.T) {
 		assert.Equal(t, m >= pgver.V9_6, r.hotStandby, "%s hot standby", m)
 		assert.Equal(t, m >= pgver.V10, r.passfileParam, "%s passfile=", m)
 		assert.Equal(t, m >= pgver.V12, r.tcpUserTimeout, "%s tcp_user_timeout", m)
+		assert.Equal(t, m < pgver.V10, strings.Contains(r.funcs.receiveLSN+r.funcs.replayLSN+r.funcs.replayPaused, "xlog"), "%s xlog names", m)
 	}
 	for _, m := range []Major{pgver.Oldest - 1, pgver.Newest + 100, 0} {
 		_, err := rulesFor(m)
@@ -98,4 +102,11 @@ func TestErrorsRedactPassword(t *testing.T) {
 	assert.Equal(t, "FATAL:  no ******** here DETAIL:  ******** again", st.Reason)
 	assert.NotContains(t, startErr.Error(), "hunter22")
 	assert.NotContains(t, s.LogTail(10), "hunter22")
+
+	assert.True(t, Final(serr), "no context error: the fault is final")
+	assert.False(t, Final(s.streamError("", context.DeadlineExceeded)))
+	assert.False(t, Final(startErr))
+	assert.True(t, HasLogTail(startErr))
+	assert.True(t, HasLogTail(fmt.Errorf("wrapped: %w", serr)))
+	assert.False(t, HasLogTail(errors.New("pg_ctl failed")))
 }

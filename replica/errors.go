@@ -5,13 +5,14 @@ import (
 	"fmt"
 )
 
-// The errors a caller branches on. Each error this package returns wraps
-// at most one of them; the typed errors below tie themselves to theirs with
-// Unwrap.
+// The errors a caller branches on with errors.Is. The typed errors below
+// tie themselves to theirs with Unwrap.
 var (
 	// ErrInvalidConfig: New found problems in the Config; the error lists
 	// every one of them (errors.Join), each saying what to do.
 	ErrInvalidConfig = errors.New("replica: invalid config")
+	// ErrUnsupportedVersion: a major outside 9.4 to 18.
+	ErrUnsupportedVersion = errors.New("replica: unsupported PostgreSQL version (supported: 9.4 to 18)")
 	// ErrVersionMismatch: the data directory and the staging binaries are of
 	// different majors.
 	ErrVersionMismatch = errors.New("replica: data directory and staging binaries are of different major versions")
@@ -23,6 +24,9 @@ var (
 	ErrNotStreaming = errors.New("replica: standby is not streaming")
 	// ErrNotRunning: the staging server is not running.
 	ErrNotRunning = errors.New("replica: staging server is not running")
+	// ErrWarmStandby: the standby takes no queries (9.4 and 9.5 are set up
+	// as warm standbys), so Replay cannot ask it.
+	ErrWarmStandby = errors.New("replica: a warm standby (9.4, 9.5) takes no queries")
 )
 
 // versionError names both majors of a mismatch. Callers branch on
@@ -89,4 +93,20 @@ func (e *StreamError) Unwrap() []error {
 		return []error{ErrNotStreaming, e.Err}
 	}
 	return []error{ErrNotStreaming}
+}
+
+// Final reports whether err says the standby cannot stream until someone
+// acts on the source or the credentials (authentication refused, WAL
+// already removed, another system's WAL): waiting longer will not help.
+func Final(err error) bool {
+	var se *StreamError
+	return errors.As(err, &se) && se.Err == nil
+}
+
+// HasLogTail reports whether err already carries the last lines of the
+// server log (a StartError or StreamError), so a caller need not add them.
+func HasLogTail(err error) bool {
+	var start *StartError
+	var stream *StreamError
+	return errors.As(err, &start) && start.LogTail != "" || errors.As(err, &stream) && stream.LogTail != ""
 }

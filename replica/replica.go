@@ -82,6 +82,10 @@ type Config struct {
 	// falls back on the server log and the walreceiver process.
 	QueryUser, QueryDatabase string
 
+	// Liveness bounds how soon the standby notices a source it no longer
+	// hears from (see [Liveness]); the zero value means about 10 s.
+	Liveness Liveness
+
 	// StartTimeout bounds pg_ctl start; default 5 minutes (a standby that
 	// must replay much WAL before it opens takes long).
 	StartTimeout time.Duration
@@ -181,6 +185,7 @@ func New(cfg Config) (*Standby, error) {
 	if cfg.QueryDatabase == "" {
 		cfg.QueryDatabase = "postgres"
 	}
+	cfg.Liveness = cfg.Liveness.withDefaults()
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 5 * time.Minute
 	}

@@ -41,13 +41,15 @@ func TestServerEnvironmentHoldsNoPassword(t *testing.T) {
 		assertNoSecret(t, env, p.ReplPassword, "postmaster environment")
 		assert.False(t, strings.Contains(env, "SOURCE_PW="), "SOURCE_PW passed on")
 
-		// What a superuser of the staging can read from a backend's.
+		// What a superuser of the staging can read from a backend's. The
+		// program reads its input first: one that exits before the server
+		// has written the row fails the COPY with a broken pipe.
 		out := filepath.Join(data, "env.txt")
 		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", s.Config().SocketDir, s.Config().Port))
 		require.NoError(t, err)
 		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, "COPY (SELECT 1) TO PROGRAM 'env > "+out+"'")
+		_, err = conn.Exec(ctx, "COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; env > "+out+"'")
 		require.NoError(t, err)
 		b2, err := os.ReadFile(out)
 		require.NoError(t, err)

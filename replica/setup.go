@@ -153,6 +153,9 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 			ed.setIn(kv[0], kv[1], true)
 		}
 	}
+	for _, kv := range s.cfg.Liveness.settings() {
+		ed.setIn(kv[0], kv[1], true)
+	}
 	if ed.err != nil {
 		return nil, ed.err
 	}
@@ -269,6 +272,7 @@ func (s *Standby) primaryConnInfo(r *rules) string {
 	if r.passfileParam {
 		kv["passfile"] = s.cfg.PassFile
 	}
+	s.cfg.Liveness.conninfo(r, kv)
 	return conninfo(kv)
 }
 
@@ -359,6 +363,9 @@ func (s *Standby) verify(r *rules, res *Result) error {
 		return fmt.Errorf("replica: reading back the configuration: %w", err)
 	}
 	want := map[string]string{"port": strconv.Itoa(s.cfg.Port), "hot_standby": map[bool]string{true: "on", false: "off"}[r.hotStandby]}
+	for _, kv := range s.cfg.Liveness.settings() {
+		want[kv[0]] = kv[1]
+	}
 	if !r.recoveryConf {
 		want["primary_conninfo"] = res.PrimaryConnInfo
 		want["recovery_target_timeline"] = "latest"

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +35,7 @@ func (s *Standby) Start(ctx context.Context) error {
 	}
 	args := []string{"start", "-D", s.cfg.DataDir, "-l", s.cfg.LogFile, "-s"}
 	if r.pgctlWaitsForStandby {
-		args = append(args, "-w", "-t", pgctlSeconds(s.cfg.StartTimeout))
+		args = append(args, "-w", "-t", seconds(s.cfg.StartTimeout))
 	} else {
 		args = append(args, "-W")
 	}
@@ -135,7 +133,7 @@ func (s *Standby) Stop(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.command(ctx, r, "pg_ctl", "stop", "-D", s.cfg.DataDir, "-m", "fast", "-w", "-t", pgctlSeconds(s.cfg.StopTimeout)).CombinedOutput()
+	out, err := s.command(ctx, r, "pg_ctl", "stop", "-D", s.cfg.DataDir, "-m", "fast", "-w", "-t", seconds(s.cfg.StopTimeout)).CombinedOutput()
 	if err == nil {
 		return nil
 	}
@@ -152,11 +150,4 @@ func (s *Standby) Stop(ctx context.Context) error {
 		return fmt.Errorf("replica: stopping the staging server: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// pgctlSeconds is d as pg_ctl's -t: whole seconds, rounded up, at least 1
-// (pg_ctl -t 0 gives up at once).
-func pgctlSeconds(d time.Duration) string {
-	secs := int64(math.Ceil(d.Seconds()))
-	return strconv.FormatInt(max(secs, 1), 10)
 }

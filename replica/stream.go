@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -129,34 +128,11 @@ func scanLog(text string) (streamLine, fault string, final bool) {
 // receiverStatus asks the standby for pg_stat_wal_receiver.status over its
 // Unix socket. No row: no receiver ("").
 func (s *Standby) receiverStatus(ctx context.Context) (string, error) {
-	kv := map[string]string{
-		"host":            strings.TrimSpace(strings.Split(s.cfg.SocketDir, ",")[0]),
-		"port":            strconv.Itoa(s.cfg.Port),
-		"user":            s.cfg.QueryUser,
-		"dbname":          s.cfg.QueryDatabase,
-		"connect_timeout": "5",
-		"sslmode":         "disable",
-	}
-	pc, err := pgconn.ParseConfig(conninfo(kv))
-	if err != nil {
+	row, err := s.queryRow(ctx, "SELECT status FROM pg_stat_wal_receiver")
+	if err != nil || row == nil {
 		return "", err
 	}
-	pc.Password = ""
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := pgconn.ConnectConfig(cctx, pc)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(context.Background())
-	res, err := conn.Exec(cctx, "SELECT status FROM pg_stat_wal_receiver").ReadAll()
-	if err != nil {
-		return "", err
-	}
-	if len(res) == 0 || len(res[0].Rows) == 0 {
-		return "", nil
-	}
-	return string(res[0].Rows[0][0]), nil
+	return string(row[0]), nil
 }
 
 // refused tells an error that will not go away by waiting (authentication,

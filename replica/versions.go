@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/pgstage/pgstage/internal/pgver"
@@ -45,7 +44,17 @@ type rules struct {
 	slotReserveWAL bool
 	// logDirectory is log_directory's default.
 	logDirectory string
+	// funcs names the recovery functions (10 renamed xlog to wal).
+	funcs recoveryFuncs
 }
+
+// recoveryFuncs are the names of a major's recovery information functions.
+type recoveryFuncs struct{ receiveLSN, replayLSN, replayPaused string }
+
+var (
+	xlogFuncs = recoveryFuncs{"pg_last_xlog_receive_location", "pg_last_xlog_replay_location", "pg_is_xlog_replay_paused"}
+	walFuncs  = recoveryFuncs{"pg_last_wal_receive_lsn", "pg_last_wal_replay_lsn", "pg_is_wal_replay_paused"}
+)
 
 // The recovery settings that moved into the server's configuration in 12.
 var recoverySettings12 = []string{
@@ -72,33 +81,25 @@ var defaults10 = map[string]int{
 
 var versionTable = pgver.Table[rules]{
 	{Range: pgver.Range{From: pgver.V9_4, To: pgver.V9_6}, Rules: rules{
-		recoveryConf: true, hbaAuth: "md5", defaults: defaults94, logDirectory: "pg_log",
+		recoveryConf: true, hbaAuth: "md5", defaults: defaults94, logDirectory: "pg_log", funcs: xlogFuncs,
 	}},
 	{Range: pgver.Range{From: pgver.V9_6, To: pgver.V10}, Rules: rules{
 		recoveryConf: true, hotStandby: true, walReceiverView: true,
-		hbaAuth: "md5", defaults: defaults94, slotReserveWAL: true, logDirectory: "pg_log",
+		hbaAuth: "md5", defaults: defaults94, slotReserveWAL: true, logDirectory: "pg_log", funcs: xlogFuncs,
 	}},
 	{Range: pgver.Range{From: pgver.V10, To: pgver.V12}, Rules: rules{
 		recoveryConf: true, hotStandby: true, walReceiverView: true, passfileParam: true,
-		pgctlWaitsForStandby: true, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log",
+		pgctlWaitsForStandby: true, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log", funcs: walFuncs,
 	}},
-	{Range: pgver.Range{From: pgver.V12, To: pgver.V13}, Rules: rules{
+	{Range: pgver.Range{From: pgver.V12, To: pgver.V14}, Rules: rules{
 		hotStandby: true, walReceiverView: true, passfileParam: true, tcpUserTimeout: true, pgctlWaitsForStandby: true,
-		stale: stale12, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log",
-	}},
-	// 13 renames pg_stat_wal_receiver.received_lsn to flushed_lsn.
-	{Range: pgver.Range{From: pgver.V13, To: pgver.V14}, Rules: rules{
-		hotStandby: true, walReceiverView: true, passfileParam: true, tcpUserTimeout: true, pgctlWaitsForStandby: true,
-		stale: stale12, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log",
+		stale: stale12, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log", funcs: walFuncs,
 	}},
 	{Range: pgver.Since(pgver.V14), Rules: rules{
 		hotStandby: true, walReceiverView: true, passfileParam: true, tcpUserTimeout: true, pgctlWaitsForStandby: true,
-		stale: stale12, hbaAuth: "scram-sha-256", defaults: defaults10, slotReserveWAL: true, logDirectory: "log",
+		stale: stale12, hbaAuth: "scram-sha-256", defaults: defaults10, slotReserveWAL: true, logDirectory: "log", funcs: walFuncs,
 	}},
 }
-
-// ErrUnsupportedVersion: a major outside 9.4 to 18.
-var ErrUnsupportedVersion = errors.New("replica: unsupported PostgreSQL version (supported: 9.4 to 18)")
 
 func rulesFor(m Major) (*rules, error) {
 	if !m.Supported() {

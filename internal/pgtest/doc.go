@@ -40,6 +40,15 @@
 // calls [Reap], which stops the servers of owners that have died (thawing
 // frozen ones) and removes their directories.
 //
+// # A network that fails silently
+//
+// [NewNetns] (root only; iproute2) makes a network namespace joined to the
+// test's own by a veth pair. [Netns.Move] restarts a primary inside it,
+// reached at NSIP; [Netns.Cut] then drops every packet on the link with no
+// reset or error to either side (a blackhole queueing discipline on both
+// ends), and [Netns.Heal] lets them through again. The namespace, the link
+// and the cut are removed when the test ends, passed or failed.
+//
 // # Backup forms per major
 //
 // Debian ships pg_basebackup 15 only, and pg_basebackup refuses servers newer

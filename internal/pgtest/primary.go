@@ -43,6 +43,8 @@ type Primary struct {
 	ReplUser, ReplPassword              string
 	// TablespaceDir is the tablespace location when Options.Tablespace was set.
 	TablespaceDir string
+
+	netns string // the network namespace it runs in (Netns.Move), "" for ours
 }
 
 // StartPrimary starts a primary of major in a new temporary directory, on a
@@ -159,7 +161,15 @@ func writeFile(t testing.TB, name, s string) {
 func (p *Primary) pgctl(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := Command(ctx, filepath.Join(p.BinDir, "pg_ctl"), append([]string{"-D", p.DataDir}, args...)...).CombinedOutput()
+	name, args := filepath.Join(p.BinDir, "pg_ctl"), append([]string{"-D", p.DataDir}, args...)
+	cmd := Command(ctx, name, args...)
+	if p.netns != "" {
+		var err error
+		if cmd, err = nsCommand(ctx, p.netns, name, args...); err != nil {
+			return err
+		}
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_ctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
