@@ -8,7 +8,7 @@ import (
 
 // Password is the replication role's password. It never shows itself:
 // fmt (every verb, %+v and %#v of a struct holding it included), slog and
-// encoding/json all print [Redacted] instead, so a Source or Config can be
+// encoding/json all print [redacted] instead, so a Source or Config can be
 // logged or dumped as it is. Reveal returns the password itself, for the
 // one place that needs it: the password file.
 //
