@@ -166,7 +166,7 @@ func TestLinker(t *testing.T) {
 		info, err := os.Stat(filepath.Join(zip.cfg.Staging.DataDir+".pgstage", "state.json"))
 		require.NoError(t, err)
 		require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
-		l2, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: zip.cfg.Staging.DataDir}, Source: stage.Source{Password: p.ReplPassword}})
+		l2, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: zip.cfg.Staging.DataDir}, Source: stage.Source{Password: stage.Password(p.ReplPassword)}})
 		require.NoError(t, err)
 		zip.l = l2
 		require.Equal(t, stage.StateStreaming, zip.status(t).State)
@@ -240,7 +240,7 @@ func TestLinkerBadInputs(t *testing.T) {
 					require.ErrorIs(t, err, tc.is)
 				}
 				require.NotContains(t, err.Error(), p.ReplPassword)
-				require.NotContains(t, err.Error(), cfg.Source.Password, "the password supplied must not be in the error either")
+				require.NotContains(t, err.Error(), cfg.Source.Password.Reveal(), "the password supplied must not be in the error either")
 				entries, _ := os.ReadDir(cfg.Staging.DataDir)
 				for _, e := range entries {
 					require.Equal(t, "x", e.Name(), "preflight touched the data directory")
@@ -537,7 +537,7 @@ func linkAndDie(raw string, at stage.Step) {
 		return
 	}
 	cfg := stage.Config{BackupPath: hc.BackupPath, Restore: stage.RestoreConfig{Settle: -1}, Source: hc.Source, Staging: hc.Staging, Settings: hc.Settings}
-	cfg.Source.Password = hc.Password
+	cfg.Source.Password = stage.Password(hc.Password)
 	cfg.Progress = func(p stage.Progress) {
 		if p.Step == at && (at != stage.StepRestore || p.Done > 0) {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -567,7 +567,7 @@ func TestLinkerKilled(t *testing.T) {
 			stage.StepStart, stage.StepStream, stage.StepWatch, stage.StepSync} {
 			t.Run("killed at "+string(step), func(t *testing.T) {
 				cfg := stagingConfig(t, p, b.Path)
-				data, err := json.Marshal(helperConfig{BackupPath: cfg.BackupPath, Source: cfg.Source, Password: cfg.Source.Password,
+				data, err := json.Marshal(helperConfig{BackupPath: cfg.BackupPath, Source: cfg.Source, Password: cfg.Source.Password.Reveal(),
 					Staging: cfg.Staging, Settings: cfg.Settings})
 				require.NoError(t, err)
 				cmd := exec.Command(os.Args[0])
@@ -606,7 +606,7 @@ func TestLinkerKilled(t *testing.T) {
 			for deadline := time.Now().Add(waitLimit); s.query(t, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") != "streaming"; time.Sleep(50 * time.Millisecond) {
 				require.True(t, time.Now().Before(deadline), "the staging did not stream again")
 			}
-			l, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: s.cfg.Staging.DataDir}, Source: stage.Source{Password: p.ReplPassword}})
+			l, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: s.cfg.Staging.DataDir}, Source: stage.Source{Password: stage.Password(p.ReplPassword)}})
 			require.NoError(t, err)
 			s.l = l
 			st := s.status(t)
@@ -643,7 +643,7 @@ func stagingConfig(t *testing.T, p *pgtest.Primary, backupPath string) stage.Con
 	return stage.Config{
 		BackupPath: backupPath,
 		Restore:    stage.RestoreConfig{Settle: -1}, // the backups here are whole when taken
-		Source:     stage.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword, SSLMode: "disable"},
+		Source:     stage.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: stage.Password(p.ReplPassword), SSLMode: "disable"},
 		Staging: stage.Staging{
 			DataDir:   filepath.Join(dir, "data"),
 			Port:      pgtest.FreePort(t),

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pgstage/pgstage/backupsel"
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -36,7 +37,8 @@ func TestSelectDefersZip(t *testing.T) {
 			full, err := backupsel.Select(ctx, dir, backupsel.Options{Verify: true})
 			require.NoError(t, err)
 			require.False(t, full.Deferred)
-			assert.Equal(t, 15, b.Major)
+			assert.Equal(t, "15", b.PGVersion)
+			assert.Equal(t, pgver.V15, b.Major)
 			assert.Equal(t, full.PGVersion, b.PGVersion)
 			assert.Equal(t, full.SystemIdentifier, b.SystemIdentifier)
 			assert.True(t, b.GroupAccess)

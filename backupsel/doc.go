@@ -24,7 +24,7 @@
 // archives (names and sizes; checksums with [Options.Verify]). The next
 // candidate by precedence is taken, and [Backup.Passed] lists every candidate
 // not chosen with the reason. When nothing is usable the error wraps
-// [ErrNoBackup] and says what each candidate lacked ([NoBackupError]).
+// [ErrNoBackup] and says what each candidate lacked.
 //
 // Select reads tar headers, not contents, of uncompressed archives (a seek per
 // file); compressed archives in a folder are decoded once to prove they are
@@ -41,7 +41,7 @@
 // page header of the WAL segment the backup starts in, in pg_wal.tar. The
 // result says [Backup.Deferred], and [Backup.Restore] checks PG_VERSION,
 // global/pg_control and the backup_manifest names and sizes as it writes,
-// failing with a [*NotWholeError] (the data directory left as it was) when
+// failing with a [*NotWholeError] (what it wrote removed) when
 // they disagree. Where the small parts do not tell enough (WAL inside
 // base.tar, tablespaces without tablespace_map, a WAL page magic of a
 // version not known here) Select reads the zip through as before.
@@ -57,16 +57,18 @@
 // goroutines while the archive is read on (memory stays under a few MiB of
 // buffers whatever the backup size); large files of uncompressed archives are
 // copied by the kernel (copy_file_range) without passing through the process.
-// Entries that would escape the
-// target, and device or FIFO entries, are refused with an [*UnsafeEntryError]
-// naming the archive and entry. global/pg_control is written last, and on any
-// error the data directory is left empty, so a failed restore can never start.
+// Entries that would escape the target, and device or FIFO entries, are
+// refused with an [*ArchiveError] naming the archive and entry that matches
+// [ErrUnsafeEntry]. A regular entry whose name an earlier entry took
+// replaces that file (unlinking it first, as GNU tar does), never writes
+// through a hard link. global/pg_control is written last, and on any error
+// the data directory is left empty, so a failed restore can never start.
 // See [RestoreOptions] for tablespace mapping, ownership, progress and fsync.
 //
 // # Errors
 //
 // Permission problems are [*PermissionError] values naming the file and the
 // permission missing (read+execute on directories, read on files); broken
-// archives are [*ArchiveError]; manifest differences are [*ManifestError];
+// archives and entries are [*ArchiveError]; manifest differences are [*ManifestError];
 // a deferred backup found not whole while restoring is a [*NotWholeError].
 package backupsel

@@ -6,55 +6,59 @@ import (
 	"strings"
 )
 
-// ErrNoBackup is returned (wrapped in a [*NoBackupError]) when the backup path
-// holds no usable backup.
-var ErrNoBackup = errors.New("backupsel: no usable backup")
+// The errors a caller branches on. Everything else Select and Restore return
+// names what is wrong in its text.
+var (
+	// ErrNoBackup is returned when the backup path holds no usable backup;
+	// the error's text says what each candidate lacked.
+	ErrNoBackup = errors.New("backupsel: no usable backup")
+	// ErrMultiplePaths is returned when Select is given more than one
+	// backup path: exactly one directory is supported.
+	ErrMultiplePaths = errors.New("backupsel: more than one backup path given; exactly one is supported")
+	// ErrNotEmpty is returned (wrapped) by Restore when the data directory
+	// holds files and RestoreOptions.Overwrite is false.
+	ErrNotEmpty = errors.New("backupsel: data directory is not empty")
+	// ErrUnsafeEntry is matched by every archive entry Restore refuses
+	// because it would write outside the target or is of a type a data
+	// directory never holds; the error is an [*ArchiveError] naming it.
+	ErrUnsafeEntry = errors.New("backupsel: unsafe archive entry")
+)
 
-// ErrMultiplePaths is returned when Select is given more than one backup path.
-// The procedure pgstage re-implements supports exactly one backup path; pass
-// one directory, not a list.
-var ErrMultiplePaths = errors.New("backupsel: more than one backup path given; exactly one is supported")
-
-// ErrNotEmpty is returned (wrapped) by Restore when the data directory holds
-// files and RestoreOptions.Overwrite is false.
-var ErrNotEmpty = errors.New("backupsel: data directory is not empty")
-
-// ErrUnsafeEntry is matched by every [*UnsafeEntryError]:
-// errors.Is(err, ErrUnsafeEntry) tells a refused archive entry from other
-// restore failures.
-var ErrUnsafeEntry = errors.New("backupsel: unsafe archive entry")
-
-// NoBackupError says what Select looked for, where, and what each candidate
-// lacked. errors.Is(err, ErrNoBackup) is true for it.
-type NoBackupError struct {
-	Path       string      // the backup path searched
-	Candidates []Candidate // every candidate considered, each with its reason
+// noBackupError says what Select looked for, where, and what each candidate
+// lacked.
+type noBackupError struct {
+	path       string      // the backup path searched
+	candidates []Candidate // every candidate considered, each with its reason
 }
 
-func (e *NoBackupError) Error() string {
+func (e *noBackupError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "backupsel: no usable backup in %s: looked for folders PostgreSQL_T<YYYYMMDDhhmmss>, "+
-		"then base.tar[.gz|.lz4|.zst] directly in the path, then PostgreSQL_T<YYYYMMDD>.zip", e.Path)
-	if len(e.Candidates) == 0 {
+		"then base.tar[.gz|.lz4|.zst] directly in the path, then PostgreSQL_T<YYYYMMDD>.zip", e.path)
+	if len(e.candidates) == 0 {
 		b.WriteString("; found none of them")
 		return b.String()
 	}
-	for _, c := range e.Candidates {
+	for _, c := range e.candidates {
 		fmt.Fprintf(&b, "; %s: %s", c.Name, c.Reason)
 	}
 	return b.String()
 }
 
-// Unwrap returns ErrNoBackup and each candidate's error, so errors.As finds,
-// for example, the [*PermissionError] that made a candidate unreadable.
-func (e *NoBackupError) Unwrap() []error {
-	errs := []error{ErrNoBackup}
-	for _, c := range e.Candidates {
+// Unwrap returns ErrNoBackup and the candidates' errors joined, so
+// errors.As finds, for example, the [*PermissionError] that made a
+// candidate unreadable.
+func (e *noBackupError) Unwrap() []error {
+	var errs []error
+	for _, c := range e.candidates {
 		if c.Err != nil {
 			errs = append(errs, c.Err)
 		}
 	}
-	return errs
+	if len(errs) == 0 {
+		return []error{ErrNoBackup}
+	}
+	return []error{ErrNoBackup, errors.Join(errs...)}
 }
 
 // PermissionError names a file or directory the process cannot use and the
@@ -71,49 +75,56 @@ func (e *PermissionError) Error() string {
 
 func (e *PermissionError) Unwrap() error { return e.Err }
 
-// UnsafeEntryError is returned by Restore for an archive entry that would
-// write outside the target (absolute path, "..", a link leaving the target) or
-// that is of a type a data directory never holds (device, FIFO, a symbolic
-// link other than pg_tblspc/<oid> in base.tar). errors.Is(err,
-// ErrUnsafeEntry) is true for it.
-type UnsafeEntryError struct {
-	Archive string // archive file (zip entries read "x.zip:base.tar")
-	Entry   string // entry name as stored in the archive
-	Reason  string
-}
-
-func (e *UnsafeEntryError) Error() string {
-	return fmt.Sprintf("backupsel: refusing entry %q in %s: %s", e.Entry, e.Archive, e.Reason)
-}
-
-// Is reports whether target is ErrUnsafeEntry.
-func (e *UnsafeEntryError) Is(target error) bool { return target == ErrUnsafeEntry }
-
-// ArchiveError reports an archive that cannot be read as a whole tar stream
-// (cut short, corrupt, wrong compression), naming the archive.
+// ArchiveError reports an archive that cannot be restored as it is: a tar
+// stream cut short, corrupt or wrongly compressed, or an entry that cannot
+// be written (Entry names it). An entry refused because it would write
+// outside the target (absolute path, "..", a link leaving the target) or
+// is of a type a data directory never holds (device, FIFO, a symbolic link
+// other than pg_tblspc/<oid> in base.tar) also matches [ErrUnsafeEntry].
 type ArchiveError struct {
-	Archive string
+	Archive string // archive file (zip entries read "x.zip:base.tar")
+	Entry   string // entry name as stored in the archive; empty for the stream as a whole
 	Err     error
+	unsafe  bool
+}
+
+// unsafeEntry refuses an entry of archive.
+func unsafeEntry(archive, entry, reason string) *ArchiveError {
+	return &ArchiveError{Archive: archive, Entry: entry, Err: errors.New(reason), unsafe: true}
 }
 
 func (e *ArchiveError) Error() string {
+	switch {
+	case e.unsafe:
+		return fmt.Sprintf("backupsel: refusing entry %q in %s: %v", e.Entry, e.Archive, e.Err)
+	case e.Entry != "":
+		return fmt.Sprintf("backupsel: %s: entry %q: %v", e.Archive, e.Entry, e.Err)
+	}
 	return fmt.Sprintf("backupsel: %s: %v", e.Archive, e.Err)
 }
 
-func (e *ArchiveError) Unwrap() error { return e.Err }
+// Unwrap returns the cause, and ErrUnsafeEntry first for a refused entry.
+func (e *ArchiveError) Unwrap() []error {
+	if e.unsafe {
+		return []error{ErrUnsafeEntry, e.Err}
+	}
+	return []error{e.Err}
+}
 
 // NotWholeError is returned by Restore of a deferred backup (see
 // [Backup.Deferred]) whose contents fail a check Select would otherwise
 // have made: PG_VERSION or global/pg_control missing or not matching the
-// backup's WAL, or names and sizes not matching backup_manifest. The data
-// directory is left as it was before Restore.
+// backup's WAL, or names and sizes not matching backup_manifest. Restore
+// has removed what it wrote: the data directory and tablespace directories
+// it created are gone, and ones that existed are empty (with
+// RestoreOptions.Overwrite, what they held before Restore is gone too).
 type NotWholeError struct {
 	Backup string // the backup's name
 	Err    error
 }
 
 func (e *NotWholeError) Error() string {
-	return "backupsel: " + e.Backup + " is not whole (found while restoring it; the data directory was left as it was): " +
+	return "backupsel: " + e.Backup + " is not whole (found while restoring it; what was restored has been removed): " +
 		e.Err.Error() + "; replace the backup, or move it out of the backup path so the next one is chosen"
 }
 

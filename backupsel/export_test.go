@@ -2,6 +2,7 @@ package backupsel
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -14,3 +15,12 @@ func SetSettleSleep(f func(ctx context.Context, d time.Duration) error) func() {
 
 // WALIdentity is walIdentity, for the real-server check of the page magics.
 var WALIdentity = walIdentity
+
+// Candidates returns the candidates a "no usable backup" error lists.
+func Candidates(err error) []Candidate {
+	var nb *noBackupError
+	if errors.As(err, &nb) {
+		return nb.candidates
+	}
+	return nil
+}

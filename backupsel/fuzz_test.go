@@ -74,8 +74,8 @@ func FuzzRestoreTar(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		x := newExtractor(ctx, false, RestoreOptions{}, 4096)
-		x.dirs[root] = true
+		x := newExtractor(&Backup{}, RestoreOptions{}, 4096)
+		x.tree.dirs[root] = true
 		x.tsDest = map[uint32]string{16400: ts}
 		var src io.Reader = bytes.NewReader(data)
 		if len(data) > 0 && data[len(data)-1]&1 == 1 {
@@ -84,7 +84,7 @@ func FuzzRestoreTar(f *testing.F) {
 		r, _, closer, err := tarStream(src, 4096, true)
 		if err == nil {
 			x.startWriters()
-			_ = x.extract(r, "fuzz.tar", root, RoleBase)
+			_ = x.extract(ctx, r, &archiveRun{name: "fuzz.tar", target: root, role: RoleBase})
 			_ = x.finishWriters()
 			closer.Close()
 		}
@@ -189,7 +189,7 @@ func FuzzParseName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		layout, tm, ok, reason := ParseName(name)
+		layout, tm, ok, reason := parseName(name)
 		if !ok {
 			return
 		}
@@ -201,7 +201,7 @@ func FuzzParseName(f *testing.F) {
 			want = "PostgreSQL_T" + tm.Format("20060102") + ".zip"
 		}
 		if want != name {
-			t.Fatalf("ParseName(%q) accepted, round-trips to %q", name, want)
+			t.Fatalf("parseName(%q) accepted, round-trips to %q", name, want)
 		}
 	})
 }

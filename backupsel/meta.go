@@ -9,13 +9,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/pgstage/pgstage/internal/pgver"
 )
 
-// versionRange holds what differs between PostgreSQL majors, for majors in
-// [from, to) (to 0: no upper bound). 9.x releases count as major 9.
-type versionRange struct {
-	from, to int
-	walDir   string // directory restored WAL goes into
+// versionRules holds what differs between PostgreSQL majors.
+type versionRules struct {
+	walDir string // directory restored WAL goes into
 	// tsMapEscapes: the characters of a tablespace location that
 	// tablespace_map precedes with a backslash. Until 13 only CR and LF
 	// (do_pg_start_backup; the reader takes any other backslash as is);
@@ -24,31 +24,30 @@ type versionRange struct {
 	tsMapEscapes string
 }
 
-var versionTable = []versionRange{
-	{from: 9, to: 10, walDir: "pg_xlog", tsMapEscapes: "\n\r"},
-	{from: 10, to: 14, walDir: "pg_wal", tsMapEscapes: "\n\r"},
-	{from: 14, to: 0, walDir: "pg_wal", tsMapEscapes: "\n\r\\"},
+// versions covers every major: a version newer than pgstage knows gets the
+// newest rules.
+var versions = pgver.Table[versionRules]{
+	{Range: pgver.Before(pgver.V10), Rules: versionRules{walDir: "pg_xlog", tsMapEscapes: "\n\r"}},
+	{Range: pgver.Range{From: pgver.V10, To: pgver.V14}, Rules: versionRules{walDir: "pg_wal", tsMapEscapes: "\n\r"}},
+	{Range: pgver.Since(pgver.V14), Rules: versionRules{walDir: "pg_wal", tsMapEscapes: "\n\r\\"}},
 }
 
-func forMajor(major int) versionRange {
-	for _, r := range versionTable {
-		if major >= r.from && (r.to == 0 || major < r.to) {
-			return r
-		}
+// rulesFor returns the rules of major; one outside every row (unknown)
+// gets the newest.
+func rulesFor(major pgver.Major) versionRules {
+	if r, ok := versions.For(major); ok {
+		return r
 	}
-	return versionTable[len(versionTable)-1]
+	return versions[len(versions)-1].Rules
 }
 
-// parsePGVersion reads PG_VERSION ("15\n", "9.6\n") into the major number
-// (9 for every 9.x release) and the text.
-func parsePGVersion(data []byte) (int, string, error) {
-	s := strings.TrimSpace(string(data))
-	head, _, _ := strings.Cut(s, ".")
-	n, err := strconv.Atoi(head)
-	if err != nil || n < 7 || n > 99 || s == "" {
-		return 0, s, fmt.Errorf("PG_VERSION holds %q, not a PostgreSQL major version", s)
+// parsePGVersion reads PG_VERSION ("15\n", "9.6\n").
+func parsePGVersion(data []byte) (pgver.Major, error) {
+	m, err := pgver.Parse(string(data))
+	if err != nil {
+		return 0, fmt.Errorf("PG_VERSION holds %q, not a PostgreSQL major version", strings.TrimSpace(string(data)))
 	}
-	return n, s, nil
+	return m, nil
 }
 
 // systemIdentifier reads the database system identifier from global/pg_control.
@@ -124,8 +123,8 @@ type Tablespace struct {
 // parseTablespaceMap reads tablespace_map: "<oid> <path>" per line, where
 // an escaped LF or CR (and from 14 an escaped backslash) belongs to the
 // path. An unescaped CR ends a line too, as in PostgreSQL's reader.
-func parseTablespaceMap(data []byte, major int) ([]Tablespace, error) {
-	all := strings.Contains(forMajor(major).tsMapEscapes, "\\")
+func parseTablespaceMap(data []byte, major pgver.Major) ([]Tablespace, error) {
+	all := strings.Contains(rulesFor(major).tsMapEscapes, "\\")
 	var out []Tablespace
 	var line []byte
 	flush := func() error {
@@ -168,14 +167,14 @@ func parseTablespaceMap(data []byte, major int) ([]Tablespace, error) {
 // formatTablespaceMap writes tablespace_map as PostgreSQL major writes it.
 // Before 14 a location with a backslash before CR, LF or its end cannot be
 // written so that PostgreSQL reads it back.
-func formatTablespaceMap(ts []Tablespace, major int) ([]byte, error) {
-	escapes := forMajor(major).tsMapEscapes
+func formatTablespaceMap(ts []Tablespace, major pgver.Major) ([]byte, error) {
+	escapes := rulesFor(major).tsMapEscapes
 	var b bytes.Buffer
 	for _, t := range ts {
 		if !strings.Contains(escapes, "\\") {
 			l := t.Location + "\n"
 			if strings.Contains(l, "\\\n") || strings.Contains(l, "\\\r") {
-				return nil, fmt.Errorf("tablespace %d location %q: PostgreSQL %d cannot read a backslash before a line end in tablespace_map", t.OID, t.Location, major)
+				return nil, fmt.Errorf("tablespace %d location %q: PostgreSQL %s cannot read a backslash before a line end in tablespace_map", t.OID, t.Location, major)
 			}
 		}
 		fmt.Fprintf(&b, "%d ", t.OID)
@@ -200,9 +199,9 @@ func isWALFile(name string) bool { return walFileRe.MatchString(name) }
 // fresh initdb of each major here, and TestSelectRealBackups checks them
 // against every major's real backups. A magic not listed (9.x, a future
 // major, a big-endian source) is not guessed: Select then reads base.tar.
-var walMagic = map[uint16]int{
-	0xD097: 10, 0xD098: 11, 0xD101: 12, 0xD106: 13, 0xD10D: 14,
-	0xD110: 15, 0xD113: 16, 0xD116: 17, 0xD118: 18,
+var walMagic = map[uint16]pgver.Major{
+	0xD097: pgver.V10, 0xD098: pgver.V11, 0xD101: pgver.V12, 0xD106: pgver.V13, 0xD10D: pgver.V14,
+	0xD110: pgver.V15, 0xD113: pgver.V16, 0xD116: pgver.V17, 0xD118: pgver.V18,
 }
 
 // walLongHeaderLen is the size of XLogLongPageHeaderData, the header of a
@@ -217,7 +216,7 @@ const xlpLongHeader = 0x0002
 // walIdentity reads the major version and the system identifier from the
 // first page header of a WAL segment (little-endian, as every platform
 // PostgreSQL runs on in practice writes it).
-func walIdentity(head []byte) (major int, sysid uint64, ok bool) {
+func walIdentity(head []byte) (major pgver.Major, sysid uint64, ok bool) {
 	if len(head) < walLongHeaderLen {
 		return 0, 0, false
 	}

@@ -32,13 +32,13 @@ func (l Layout) String() string {
 
 const namePrefix = "PostgreSQL_T"
 
-// ParseName reports whether name is a backup folder name
+// parseName reports whether name is a backup folder name
 // (PostgreSQL_T<YYYYMMDDhhmmss>) or a backup zip name (PostgreSQL_T<YYYYMMDD>.zip),
 // and the time it carries (UTC, since the name has no zone; only the order
 // matters). A name that looks like one of them but is not valid (wrong digit
 // count, month 13, wrong case) yields ok false and a reason; a name that does not
 // look like a backup at all yields ok false and an empty reason.
-func ParseName(name string) (layout Layout, t time.Time, ok bool, reason string) {
+func parseName(name string) (layout Layout, t time.Time, ok bool, reason string) {
 	if len(name) < len(namePrefix) || !strings.EqualFold(name[:len(namePrefix)], namePrefix) {
 		return 0, time.Time{}, false, ""
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgstage/pgstage/backupsel"
 	"github.com/pgstage/pgstage/internal/pgtest"
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -95,7 +96,7 @@ func TestRealBackups(t *testing.T) {
 		require.NoError(t, err)
 		walMajor, walSysID, ok := backupsel.WALIdentity(head)
 		require.True(t, ok, "page magic %#04x of PostgreSQL %d not known", binary.LittleEndian.Uint16(head), major)
-		assert.Equal(t, major, walMajor)
+		assert.Equal(t, pgver.FromNum(major*10000), walMajor)
 		assert.Equal(t, sysid, walSysID)
 		user := pgtest.OSUser(t)
 		for _, form := range pgtest.Forms(major) {
@@ -120,7 +121,7 @@ func TestRealBackups(t *testing.T) {
 						sel, err := backupsel.Select(ctx, paths[layout], backupsel.Options{Verify: layout != pgtest.LayoutDirect, Settle: 50 * time.Millisecond})
 						require.NoError(t, err)
 						assert.Equal(t, layoutOf[layout], sel.Layout)
-						assert.Equal(t, major, sel.Major)
+						assert.Equal(t, pgver.FromNum(major*10000), sel.Major)
 						assert.Equal(t, sysid, sel.SystemIdentifier, "system identifier from pg_control")
 						assert.Equal(t, baseCompression[form], sel.Archives[0].Compression, "base archive %s", sel.Archives[0].Name)
 						require.Len(t, sel.Tablespaces, 1)

@@ -259,31 +259,15 @@ func TestRestoreRefusesUnsafeEntries(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			files := fixture{}.build(t)
 			// The bad entry sits after legitimate files, so the restore has
 			// written something before it fails.
-			entries := []tarFile{
-				{name: "backup_label", body: []byte(backupLabel())},
-				{name: "PG_VERSION", body: []byte("15\n")},
-				{name: "base/", typ: '5'},
-				{name: "base/1", body: []byte("data")},
-				tc.entry,
-				{name: "global/pg_control", body: pgControl(1)},
-			}
-			files["base.tar"] = makeTar(t, entries, 0o600)
-			writeFiles(t, dir, files)
-			b, err := backupsel.Select(context.Background(), dir, backupsel.Options{})
-			require.NoError(t, err)
-			data := filepath.Join(t.TempDir(), "data")
-			require.NoError(t, os.Mkdir(data, 0o700))
-			_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{})
-			var ue *backupsel.UnsafeEntryError
-			require.ErrorAs(t, err, &ue)
+			dir, data, err := restoreEntries(t, tc.entry)
+			var ae *backupsel.ArchiveError
+			require.ErrorAs(t, err, &ae)
 			require.ErrorIs(t, err, backupsel.ErrUnsafeEntry)
-			assert.Equal(t, tc.entry.name, ue.Entry)
-			assert.Equal(t, filepath.Join(dir, "base.tar"), ue.Archive)
-			assert.Contains(t, ue.Reason, tc.why)
+			assert.Equal(t, tc.entry.name, ae.Entry)
+			assert.Equal(t, filepath.Join(dir, "base.tar"), ae.Archive)
+			assert.ErrorContains(t, ae.Err, tc.why)
 			left, err := os.ReadDir(data)
 			require.NoError(t, err)
 			assert.Empty(t, left, "a failed restore leaves the data directory empty")
@@ -341,10 +325,10 @@ func TestRestoreRefusesSymlinkChains(t *testing.T) {
 			data := filepath.Join(tmp, "data")
 			_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{})
 			require.ErrorIs(t, err, backupsel.ErrUnsafeEntry)
-			var ue *backupsel.UnsafeEntryError
-			require.ErrorAs(t, err, &ue)
-			assert.Equal(t, tc.refused, ue.Entry)
-			assert.Equal(t, filepath.Join(dir, tc.archive), ue.Archive)
+			var ae *backupsel.ArchiveError
+			require.ErrorAs(t, err, &ae)
+			assert.Equal(t, tc.refused, ae.Entry)
+			assert.Equal(t, filepath.Join(dir, tc.archive), ae.Archive)
 			assert.NoDirExists(t, data, "a failed restore removes the data directory it created")
 			assert.NoFileExists(t, filepath.Join(tmp, "outside.conf"))
 		})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgstage/pgstage/backupsel"
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -242,9 +243,7 @@ func TestSelect(t *testing.T) {
 			var passed []backupsel.Candidate
 			if tc.wantName == "" {
 				require.ErrorIs(t, err, backupsel.ErrNoBackup)
-				var nb *backupsel.NoBackupError
-				require.ErrorAs(t, err, &nb)
-				passed = nb.Candidates
+				passed = backupsel.Candidates(err)
 				assert.Contains(t, err.Error(), "no usable backup in "+dir)
 				for _, c := range passed {
 					assert.Contains(t, err.Error(), c.Name+": "+c.Reason)
@@ -275,13 +274,13 @@ func TestSelectReadsIdentity(t *testing.T) {
 		fx      fixture
 		comp    backupsel.Compression
 		wal     backupsel.WALSource
-		major   int
+		major   pgver.Major
 		version string
 	}{
-		{fixture{Major: "15"}, backupsel.CompressionNone, backupsel.WALInArchive, 15, "15"},
-		{fixture{Major: "10", Compression: "gz"}, backupsel.CompressionGzip, backupsel.WALInArchive, 10, "10"},
-		{fixture{Major: "18", Compression: "lz4", WAL: "base"}, backupsel.CompressionLZ4, backupsel.WALInBase, 18, "18"},
-		{fixture{Major: "9.6", Compression: "zst"}, backupsel.CompressionZstd, backupsel.WALInArchive, 9, "9.6"},
+		{fixture{Major: "15"}, backupsel.CompressionNone, backupsel.WALInArchive, pgver.V15, "15"},
+		{fixture{Major: "10", Compression: "gz"}, backupsel.CompressionGzip, backupsel.WALInArchive, pgver.V10, "10"},
+		{fixture{Major: "18", Compression: "lz4", WAL: "base"}, backupsel.CompressionLZ4, backupsel.WALInBase, pgver.V18, "18"},
+		{fixture{Major: "9.6", Compression: "zst"}, backupsel.CompressionZstd, backupsel.WALInArchive, pgver.V9_6, "9.6"},
 	} {
 		t.Run(tc.version, func(t *testing.T) {
 			dir := t.TempDir()

@@ -246,3 +246,11 @@ func (ra *readAhead) Close() error {
 	<-ra.exited
 	return nil
 }
+
+// archiveName names an archive for messages: the file, or zip:entry.
+func (b *Backup) archiveName(a *Archive) string {
+	if b.Layout == LayoutZip {
+		return b.Location + ":" + a.path
+	}
+	return a.path
+}

@@ -46,7 +46,7 @@ func (x *extractor) startWriters() {
 			defer w.done.Done()
 			for j := range w.jobs {
 				if w.firstErr() == nil {
-					if err := x.writeData(j.path, openFlags, j.buf); err != nil {
+					if err := x.fm.writeBytes(j.path, j.buf); err != nil {
 						w.setErr(err)
 					} else {
 						w.files.Add(1)
@@ -117,8 +117,8 @@ func (x *extractor) queueFile(p string, r io.Reader, size int64) (bool, error) {
 		}
 		return true, err
 	}
-	x.done += size
-	x.report(false)
+	x.prog.add(size)
+	x.tree.files[p] = true
 	x.w.pending.Add(1)
 	x.w.jobs <- writeJob{path: p, buf: buf}
 	return true, nil

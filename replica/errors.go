@@ -3,10 +3,15 @@ package replica
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
+// The errors a caller branches on. Each error this package returns wraps
+// at most one of them; the typed errors below tie themselves to theirs with
+// Unwrap.
 var (
+	// ErrInvalidConfig: New found problems in the Config; the error lists
+	// every one of them (errors.Join), each saying what to do.
+	ErrInvalidConfig = errors.New("replica: invalid config")
 	// ErrVersionMismatch: the data directory and the staging binaries are of
 	// different majors.
 	ErrVersionMismatch = errors.New("replica: data directory and staging binaries are of different major versions")
@@ -20,21 +25,9 @@ var (
 	ErrNotRunning = errors.New("replica: staging server is not running")
 )
 
-// ConfigError lists every problem found in a Config.
-type ConfigError struct{ Errs []error }
-
-func (e *ConfigError) Error() string {
-	msgs := make([]string, len(e.Errs))
-	for i, err := range e.Errs {
-		msgs[i] = err.Error()
-	}
-	return "replica: invalid config: " + strings.Join(msgs, "; ")
-}
-
-func (e *ConfigError) Unwrap() []error { return e.Errs }
-
-// VersionError names both majors of a mismatch.
-type VersionError struct {
+// versionError names both majors of a mismatch. Callers branch on
+// ErrVersionMismatch; the text says which binaries to use.
+type versionError struct {
 	DataDir    string
 	DataMajor  Major // from PG_VERSION
 	BinDir     string
@@ -42,12 +35,12 @@ type VersionError struct {
 	BinVersion string
 }
 
-func (e *VersionError) Error() string {
+func (e *versionError) Error() string {
 	return fmt.Sprintf("replica: data directory %s is PostgreSQL %s (PG_VERSION) but the staging binaries in %s are %s (%s): use binaries of %s",
 		e.DataDir, e.DataMajor, e.BinDir, e.BinMajor, e.BinVersion, e.DataMajor)
 }
 
-func (e *VersionError) Unwrap() error { return ErrVersionMismatch }
+func (e *versionError) Unwrap() error { return ErrVersionMismatch }
 
 // StartError says why the server did not start: the reason found in the
 // server log (could not bind, hot standby is not possible because ...,

@@ -13,6 +13,8 @@ import (
 
 	"github.com/pgstage/pgstage/internal/osuser"
 	"github.com/pgstage/pgstage/internal/pathx"
+
+	"github.com/pgstage/pgstage/replica"
 )
 
 // Config describes one staging: where the backup is, the source it streams
@@ -82,14 +84,18 @@ type WatchConfig struct {
 	PollOnly bool
 }
 
+// Password is the source's password; it prints as [redacted] everywhere
+// (see [replica.Password]).
+type Password = replica.Password
+
 // Source is the production server the staging streams from.
 type Source struct {
 	Host string `json:"host"`           // required
 	Port int    `json:"port,omitempty"` // default 5432
 	// User is the replication role (required); Password its password,
 	// which pgstage keeps in memory and in the standby's 0600 passfile only.
-	User     string `json:"user"`
-	Password string `json:"-"`
+	User     string   `json:"user"`
+	Password Password `json:"-"`
 	// SSLMode is libpq's sslmode; empty means "prefer" as libpq.
 	SSLMode string `json:"sslmode,omitempty"`
 	// ConnectTimeout bounds each connection to the source; default 10s.

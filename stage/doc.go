@@ -8,7 +8,7 @@
 //
 //	l, err := stage.New(stage.Config{
 //		BackupPath: "/backups/sales",
-//		Source:     stage.Source{Host: "db1", User: "replicator", Password: pw},
+//		Source:     stage.Source{Host: "db1", User: "replicator", Password: stage.Password(pw)},
 //		Staging:    stage.Staging{DataDir: "/mnt/staging/sales", Port: 5433, BinDir: "/usr/lib/postgresql/15/bin"},
 //		Restore:    stage.RestoreConfig{Verify: true}, // passed to backupsel
 //		Watch:      stage.WatchConfig{PollOnly: true}, // passed to walwatch (logs on NFS)

@@ -169,7 +169,7 @@ func (l *Linker) runHooks(ctx context.Context, point Point, hooks []Hook, env Ho
 			continue
 		}
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.Command)
-		cmd.Env = append(hookBaseEnv(l.cfg.Source.Password), env.Environ()...)
+		cmd.Env = append(hookBaseEnv(l.cfg.Source.Password.Reveal()), env.Environ()...)
 		cmd.Dir = l.cfg.Staging.StateDir
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &capWriter{b: &out}, &capWriter{b: &out}

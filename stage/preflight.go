@@ -117,7 +117,7 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 
 	// The password goes into a passfile line and the conninfo: neither
 	// can carry a line break or a zero byte.
-	if strings.ContainsAny(cfg.Source.Password, "\r\n\x00") {
+	if strings.ContainsAny(cfg.Source.Password.Reveal(), "\r\n\x00") {
 		add(&Problem{Check: "source", What: "Source.Password holds a line break or a zero byte, which a passfile line cannot carry",
 			Do: "change the replication role's password to one without line breaks"})
 	}

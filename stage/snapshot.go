@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/pgstage/pgstage/internal/libpq"
 	"github.com/pgstage/pgstage/internal/pgcontrol"
 	"github.com/pgstage/pgstage/internal/pgver"

@@ -28,7 +28,7 @@ func connectReplication(ctx context.Context, src Source) (*pgconn.PgConn, error)
 	ctx, cancel := context.WithTimeout(ctx, src.ConnectTimeout)
 	defer cancel()
 	return replconn.Connect(ctx, replconn.Config{
-		Host: src.Host, Port: src.Port, User: src.User, Password: src.Password, SSLMode: src.SSLMode,
+		Host: src.Host, Port: src.Port, User: src.User, Password: src.Password.Reveal(), SSLMode: src.SSLMode,
 		ApplicationName: "pgstage_preflight", ConnectTimeout: src.ConnectTimeout,
 	})
 }

@@ -53,6 +53,20 @@
 // overflow causes a full rescan, as does every poll ([Config.PollInterval],
 // default one minute; [Config.PollOnly] disables fsnotify for NFS).
 //
+// The log read is the one the server writes, whatever an outside tool does
+// to names. PostgreSQL never reopens its stderr (pg_ctl -l): after mv
+// rotation (logrotate without copytruncate) the server writes the moved
+// file, so a file that no matching name leads to any more (moved away,
+// even out of the directory, or deleted) is followed through the watcher's
+// descriptor until another file grows after it, which is what a real
+// rotation (the logging collector's next file, a restarted server) looks
+// like. Outside the directory only the poll sees it grow. A new file whose
+// first bytes are those of a followed file is a copy (copytruncate's first
+// step): it is not read as new; when the original is then truncated, what
+// the original got after the watcher last read it is read from the copy,
+// before the original's new records, so that no event is lost, repeated or
+// reordered, with fsnotify or polling.
+//
 // # Records
 //
 // A [Record] is a whole log record. In stderr logs a line that starts with

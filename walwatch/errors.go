@@ -7,8 +7,9 @@ import (
 
 // Sentinel errors.
 var (
-	// ErrNoLogDir: neither Config.LogDir nor a usable Config.DataDir.
-	ErrNoLogDir = errors.New("walwatch: no log directory (set Config.LogDir or Config.DataDir)")
+	// ErrInvalidConfig: New refused the Config; the error joins every
+	// problem found, each saying what to set.
+	ErrInvalidConfig = errors.New("walwatch: invalid configuration")
 	// ErrResumeNotFound is reported on Errors (New does not return it) when
 	// the file of the resume Position is gone or is no longer the same file;
 	// the watcher then reads every file modified after the Position, from
@@ -16,13 +17,14 @@ var (
 	ErrResumeNotFound = errors.New("walwatch: resume position not found")
 )
 
-// FileError is an I/O problem with one log file. The watcher reports it on
-// Errors and goes on with the other files.
-type FileError struct {
-	File string
-	Op   string
-	Err  error
+// fileError is an I/O problem with one log file. The watcher reports it on
+// Errors and goes on with the other files; a caller learns the cause with
+// errors.Is (fs.ErrPermission, ...).
+type fileError struct {
+	file string
+	op   string
+	err  error
 }
 
-func (e *FileError) Error() string { return fmt.Sprintf("walwatch: %s %s: %v", e.Op, e.File, e.Err) }
-func (e *FileError) Unwrap() error { return e.Err }
+func (e *fileError) Error() string { return fmt.Sprintf("walwatch: %s %s: %v", e.op, e.file, e.err) }
+func (e *fileError) Unwrap() error { return e.err }

@@ -35,6 +35,19 @@ type tracked struct {
 	mtime     time.Time
 	head      []byte // the file's first bytes, to spot a truncate-and-refill
 	lineKnown bool   // line numbers counted (false for files skipped at start)
+	// grew orders files by their last growth (Watcher.growth when it grew).
+	grew uint64
+	// detached: no entry of the directory that matches names the file any
+	// more (moved away or deleted), but the server may still write it
+	// through a descriptor it holds (pg_ctl -l): followed through ours
+	// until another file grows after it.
+	detached bool
+	// copyOf is the file this one is a copy of (copytruncate's copy): it is
+	// read only once the original is truncated, from where the original
+	// was read up to, so that no record is read twice.
+	copyOf *tracked
+	// fresh: appeared while watching, not yet told apart from a copy.
+	fresh bool
 }
 
 // candidate is a directory entry that matches the watched format.
@@ -110,6 +123,10 @@ func (w *Watcher) list() ([]candidate, error) {
 func (w *Watcher) track(c candidate, offset int64, line int, lineKnown bool) *tracked {
 	t := &tracked{id: c.id, path: c.path, size: offset, mtime: c.mtime, lineKnown: lineKnown}
 	t.reset(w, offset, line)
+	if offset > 0 {
+		// Fingerprinted from the start, for truncations and copies.
+		t.head, _ = readHead(c.path, int(min(offset, headLen)))
+	}
 	w.files[c.id] = t
 	w.byPath[c.path] = c.id
 	return t
@@ -128,34 +145,33 @@ func (t *tracked) reset(w *Watcher, offset int64, line int) {
 func (w *Watcher) scan() {
 	cands, err := w.list()
 	if err != nil {
-		w.fail(&FileError{File: w.dir, Op: "list", Err: err})
+		w.fail(&fileError{file: w.dir, op: "list", err: err})
 		return
+	}
+	// New files first, before any known file is read: a copy is told
+	// apart while its original still has the bytes it was copied from.
+	for _, c := range cands {
+		if w.files[c.id] == nil {
+			t := w.track(c, 0, 1, true)
+			t.fresh = !w.spotCopy(t)
+		}
 	}
 	seen := make(map[fileID]bool, len(cands))
 	for _, c := range cands {
 		seen[c.id] = true
 		t := w.files[c.id]
-		if t == nil {
-			if old, ok := w.byPath[c.path]; ok {
-				// The same name is now another file: finish the old one.
-				if ot := w.files[old]; ot != nil {
-					w.drop(ot)
-				}
+		if t.path != c.path || t.detached {
+			if w.byPath[t.path] == t.id {
+				delete(w.byPath, t.path)
 			}
-			t = w.track(c, 0, 1, true)
+			t.path, t.detached = c.path, false
 		}
-		if t.path != c.path {
-			delete(w.byPath, t.path)
-			t.path = c.path
-			w.byPath[c.path] = c.id
-		}
+		w.byPath[c.path] = c.id
 		w.follow(t, c.size, c.mtime)
 	}
 	for id, t := range w.files {
 		if !seen[id] {
-			// Deleted or renamed away: read what is left through the open
-			// descriptor, then forget it.
-			w.drop(t)
+			w.followDetached(t)
 		}
 	}
 	w.closeIdle(cands)
@@ -163,6 +179,23 @@ func (w *Watcher) scan() {
 
 // follow reads t if its size or time changed since the last read.
 func (w *Watcher) follow(t *tracked, size int64, mtime time.Time) {
+	if t.fresh {
+		if !w.spotCopy(t) {
+			return
+		}
+		t.fresh = false
+	}
+	if t.copyOf != nil {
+		if w.files[t.copyOf.id] == t.copyOf {
+			t.mtime = mtime // the original still holds all the copy does
+			return
+		}
+		// The original is gone, read to its end: the copy has nothing new.
+		t.copyOf = nil
+		t.reset(w, size, 1)
+		t.lineKnown = false
+		return
+	}
 	off, _ := t.sp.boundary()
 	if size == t.size && mtime.Equal(t.mtime) && t.sp.next >= size {
 		return
@@ -175,12 +208,6 @@ func (w *Watcher) follow(t *tracked, size int64, mtime time.Time) {
 		w.truncated(t)
 	}
 	w.read(t)
-}
-
-func (w *Watcher) truncated(t *tracked) {
-	w.log.Info("walwatch: log file truncated, reading it from the start", "file", t.path)
-	t.asm.flush()
-	t.reset(w, 0, 1)
 }
 
 func (w *Watcher) sameHead(t *tracked) bool {
@@ -213,7 +240,7 @@ func (w *Watcher) open(t *tracked) error {
 func (w *Watcher) read(t *tracked) {
 	if err := w.open(t); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			w.fail(&FileError{File: t.path, Op: "open", Err: err})
+			w.fail(&fileError{file: t.path, op: "open", err: err})
 		}
 		return
 	}
@@ -233,10 +260,14 @@ func (w *Watcher) read(t *tracked) {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				w.fail(&FileError{File: t.path, Op: "read", Err: err})
+				w.fail(&fileError{file: t.path, op: "read", err: err})
 			}
 			break
 		}
+	}
+	if t.sp.next > t.size {
+		w.growth++
+		t.grew = w.growth
 	}
 	t.size = t.sp.next
 	// PostgreSQL writes a record in one write: at the end of what is there,
@@ -278,15 +309,23 @@ func (w *Watcher) drop(t *tracked) {
 	}
 }
 
-// closeIdle closes the descriptors of files that are not the newest: they
-// are reopened (by name and identity) if they ever change.
+// closeIdle closes the descriptors of files that are neither the newest
+// nor the last that grew nor detached: they are reopened (by name and
+// identity) if they ever change. The last that grew stays open because
+// the server may be writing it under a name it no longer has.
 func (w *Watcher) closeIdle(cands []candidate) {
-	if len(cands) == 0 {
-		return
+	var newest fileID
+	if len(cands) > 0 {
+		newest = cands[len(cands)-1].id
 	}
-	newest := cands[len(cands)-1].id
+	var last *tracked
+	for _, t := range w.files {
+		if last == nil || t.grew > last.grew {
+			last = t
+		}
+	}
 	for id, t := range w.files {
-		if id != newest && t.f != nil {
+		if id != newest && t != last && !t.detached && t.f != nil {
 			t.f.Close()
 			t.f = nil
 		}

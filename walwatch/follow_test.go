@@ -177,14 +177,16 @@ func TestResume(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	_, err := walwatch.New(walwatch.Config{})
-	assert.ErrorIs(t, err, walwatch.ErrNoLogDir)
+	assert.ErrorIs(t, err, walwatch.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "no log directory")
 	_, err = walwatch.New(walwatch.Config{LogDir: filepath.Join(t.TempDir(), "missing")})
 	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.ErrorIs(t, err, walwatch.ErrInvalidConfig)
 	// Every problem at once.
 	_, err = walwatch.New(walwatch.Config{Start: walwatch.StartResume, PollOnly: true, PollInterval: -1, Format: "syslog"})
 	require.Error(t, err)
-	assert.ErrorIs(t, err, walwatch.ErrNoLogDir)
-	for _, want := range []string{"StartResume needs", "PollOnly with polling disabled", `unknown format "syslog"`} {
+	assert.ErrorIs(t, err, walwatch.ErrInvalidConfig)
+	for _, want := range []string{"no log directory", "StartResume needs", "PollOnly with polling disabled", `unknown format "syslog"`} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

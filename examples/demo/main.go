@@ -119,7 +119,7 @@ func run(ctx context.Context) (err error) {
 	}
 	cfg := stage.Config{
 		BackupPath: backupPath,
-		Source:     stage.Source{Host: "127.0.0.1", Port: src.port, User: "replicator", Password: src.password, SSLMode: "disable"},
+		Source:     stage.Source{Host: "127.0.0.1", Port: src.port, User: "replicator", Password: stage.Password(src.password), SSLMode: "disable"},
 		Staging: stage.Staging{
 			DataDir:   filepath.Join(dir, "staging"),
 			Port:      stagingPort,

@@ -180,7 +180,7 @@ func load(path string) (stage.Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("password_file: %w", err)
 		}
-		cfg.Source.Password = strings.TrimRight(string(b), "\r\n")
+		cfg.Source.Password = stage.Password(strings.TrimRight(string(b), "\r\n"))
 	default:
 		name := fc.PasswordEnv
 		if name == "" {
@@ -190,7 +190,7 @@ func load(path string) (stage.Config, error) {
 		if !ok {
 			return cfg, fmt.Errorf("no source password: set %s, or name a password_file in %s", name, path)
 		}
-		cfg.Source.Password = pw
+		cfg.Source.Password = stage.Password(pw)
 		// Hooks and servers this process starts inherit its environment:
 		// the password must not travel with it.
 		os.Unsetenv(name)

@@ -94,7 +94,7 @@ type Backup struct {
 
 // TakeBackup takes a real base backup of p in the given form and lays it out
 // in the backup path.
-func TakeBackup(t *testing.T, p *Primary, opts BackupOptions) *Backup {
+func TakeBackup(t testing.TB, p *Primary, opts BackupOptions) *Backup {
 	t.Helper()
 	if !slices.Contains(Forms(p.Major), opts.Form) {
 		t.Fatalf("pgtest: backup form %v is not available for PostgreSQL %d (see package doc)", opts.Form, p.Major)

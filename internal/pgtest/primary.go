@@ -50,7 +50,7 @@ type Primary struct {
 // slots, a replication role that logs in with a password (scram-sha-256) and
 // a pg_hba.conf that lets it in from 127.0.0.1. The server is stopped and its
 // directory removed when the test ends; its log is printed if the test failed.
-func StartPrimary(t *testing.T, major int, opts Options) *Primary {
+func StartPrimary(t testing.TB, major int, opts Options) *Primary {
 	t.Helper()
 	p := &Primary{
 		Major:        major,

@@ -1,21 +1,23 @@
-package pgconf
+package gucscan
 
 // The scanner follows the token classes of PostgreSQL's guc-file.l. Flex
 // picks the longest match and, among equally long ones, the rule listed
 // first, so every class is measured and the winner chosen the same way.
 
-type tokKind int
+// Kind is a token class of guc-file.l.
+type Kind int
 
+// Token classes.
 const (
-	tokEnd tokKind = iota // end of line or end of file
-	tokID
-	tokQualifiedID
-	tokString
-	tokUnquoted
-	tokInteger
-	tokReal
-	tokEquals
-	tokError
+	End         Kind = iota // end of line or end of file
+	ID                      // a name: letters, digits, underscores
+	QualifiedID             // name.name (custom settings)
+	String                  // a quoted string, quotes included
+	Unquoted                // an unquoted string (paths, -, :, /)
+	Integer                 // digits or 0x hex digits, with unit letters
+	Real                    // a number with a point or exponent
+	Equals                  // =
+	Error                   // anything else: a syntax error
 )
 
 func isLetter(c byte) bool {
@@ -32,24 +34,24 @@ func isHexDigit(c byte) bool {
 
 func isUnitLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-// token is one lexeme of a line: s[start:end].
-type token struct {
-	kind       tokKind
-	start, end int
+// Token is one lexeme of a line: s[Start:End].
+type Token struct {
+	Kind       Kind
+	Start, End int
 }
 
-// scanToken returns the token at or after position i of s, a line without
-// its newline. Whitespace and comments are skipped; the end of s (or a
-// comment reaching it) is tokEnd.
-func scanToken(s []byte, i int) token {
+// Scan returns the token at or after position i of s, a line without its
+// newline. White space and comments are skipped; the end of s (or a
+// comment reaching it) is End.
+func Scan(s []byte, i int) Token {
 	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r') {
 		i++
 	}
 	if i >= len(s) || s[i] == '#' {
-		return token{kind: tokEnd, start: i, end: i}
+		return Token{Kind: End, Start: i, End: i}
 	}
-	best, kind := 0, tokError
-	try := func(n int, k tokKind) {
+	best, kind := 0, Error
+	try := func(n int, k Kind) {
 		if n > best {
 			best, kind = n, k
 		}
@@ -57,21 +59,21 @@ func scanToken(s []byte, i int) token {
 	// Only the classes that can start with s[i] are measured, in rule order.
 	switch c := s[i]; {
 	case isLetter(c):
-		try(matchID(s, i), tokID)
-		try(matchQualifiedID(s, i), tokQualifiedID)
-		try(matchUnquoted(s, i), tokUnquoted)
+		try(matchID(s, i), ID)
+		try(matchQualifiedID(s, i), QualifiedID)
+		try(matchUnquoted(s, i), Unquoted)
 	case c == '\'':
-		try(matchString(s, i), tokString)
+		try(matchString(s, i), String)
 	case isDigit(c) || c == '+' || c == '-' || c == '.':
-		try(matchInteger(s, i), tokInteger)
-		try(matchReal(s, i), tokReal)
+		try(matchInteger(s, i), Integer)
+		try(matchReal(s, i), Real)
 	case c == '=':
-		try(1, tokEquals)
+		try(1, Equals)
 	}
 	if best == 0 {
 		best = 1 // flex's "." rule: one byte, GUC_ERROR
 	}
-	return token{kind: kind, start: i, end: i + best}
+	return Token{Kind: kind, Start: i, End: i + best}
 }
 
 func matchID(s []byte, i int) int {
@@ -205,10 +207,10 @@ func matchReal(s []byte, i int) int {
 	return j - i
 }
 
-// unquote strips the quotes of a string token and resolves doubled quotes and the
-// backslash escapes as GUC_scanstr does. The server keeps a C string, so an
-// octal escape giving byte 0 ends the value there.
-func unquote(tok []byte) string {
+// Unquote strips the quotes of a String token and resolves doubled quotes
+// and the backslash escapes as GUC_scanstr does. The server keeps a C
+// string, so an octal escape giving byte 0 ends the value there.
+func Unquote(tok []byte) string {
 	in := tok[1 : len(tok)-1]
 	out := make([]byte, 0, len(in))
 	for i := 0; i < len(in); i++ {
