@@ -147,11 +147,6 @@ func NeedsResync(err error) bool {
 	return errors.As(err, &f) && f.NeedsResync
 }
 
-// reasonPromoted is the fault reason of a staging server that left
-// recovery: it no longer follows the source.
-// TODO(lead): walwatch.ReasonPromoted once merged (this line only).
-const reasonPromoted = walwatch.Reason("promoted")
-
 // advice says what to do about each fault reason.
 var advice = map[walwatch.Reason]string{
 	walwatch.ReasonPrimaryUnreachable:  "the source is down or unreachable: start it or fix the network or the source host and port; streaming resumes by itself",
@@ -166,7 +161,7 @@ var advice = map[walwatch.Reason]string{
 	walwatch.ReasonReceiverStopped:     "the walreceiver was terminated on the staging: it restarts by itself; if not, Disable and Enable",
 	walwatch.ReasonReceiverCrashed:     "the walreceiver crashed: it restarts by itself; check the staging server log",
 	walwatch.ReasonUnknown:             "a walreceiver error pgstage does not know: read the staging server log (set lc_messages to English for precise reasons)",
-	reasonPromoted:                     "the staging server was promoted and no longer follows the source: Resync",
+	walwatch.ReasonPromoted:            "the staging server was promoted and no longer follows the source: Resync",
 }
 
 // Advice says what to do about a fault with this reason.
