@@ -247,8 +247,8 @@ func (w *Watcher) read(t *tracked) {
 	if !t.lineKnown {
 		w.countLines(t)
 	}
-	if w.sniffPending && w.format == FormatStderr {
-		w.sniffLate(t.path)
+	if w.inferPending && w.format == FormatStderr {
+		w.inferLate(t.path)
 	}
 	for {
 		n, err := t.f.ReadAt(w.buf, t.sp.next)

@@ -21,13 +21,7 @@ import (
 func TestLiveMoveRotation(t *testing.T) {
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		t.Parallel()
-		p := pgtest.StartPrimary(t, major, pgtest.Options{})
-		form := pgtest.FormFetch
-		if major > 15 {
-			form = pgtest.FormServer
-		}
-		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutDirect, Form: form})
-		s := makeStandby(t, p, b, "postgres")
+		p, s := primaryAndStandby(t, major)
 		appendConf(t, filepath.Join(s.data, "postgresql.conf"), "logging_collector = off\nlog_destination = 'stderr'\n")
 		name := filepath.Join(s.logDir, "staging.log")
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -72,4 +66,17 @@ func watchModes(t *testing.T, dir, pattern string) []*collector {
 		c.waitFor(t, 0, "streaming")
 	}
 	return cs
+}
+
+// primaryAndStandby starts a primary of major and makes (without starting
+// it) a standby of it from a backup.
+func primaryAndStandby(t *testing.T, major int) (*pgtest.Primary, *standby) {
+	t.Helper()
+	p := pgtest.StartPrimary(t, major, pgtest.Options{})
+	form := pgtest.FormFetch
+	if major > 15 {
+		form = pgtest.FormServer
+	}
+	b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutDirect, Form: form})
+	return p, makeStandby(t, p, b, "postgres")
 }

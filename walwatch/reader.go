@@ -408,7 +408,7 @@ func NewReader(r io.Reader, format Format, logLinePrefix string) *Reader {
 			p = compilePrefix(logLinePrefix)
 		} else {
 			n, _ := io.ReadFull(r, rd.buf)
-			p, _ = sniffPrefix(rd.buf[:n])
+			p, _ = inferPrefix(rd.buf[:n])
 			rd.r = io.MultiReader(bytes.NewReader(append([]byte(nil), rd.buf[:n]...)), r)
 		}
 	}

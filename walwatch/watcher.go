@@ -38,8 +38,8 @@ type Watcher struct {
 	m      *machine
 	buf    []byte
 	silent bool // reading back: learn the state, emit nothing
-	// sniffPending: log_line_prefix was neither given nor found in a file.
-	sniffPending bool
+	// inferPending: log_line_prefix was neither given nor found in a file.
+	inferPending bool
 	out          []Event
 	last         lastRecord
 	growth       uint64        // counts file growths, to order them (tracked.grew)
