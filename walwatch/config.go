@@ -35,8 +35,10 @@ type Config struct {
 	// current_logfiles (10+) names the current file.
 	DataDir string
 	// Format of the files to follow. FormatAuto: from DataDir's
-	// log_destination, else current_logfiles, else the extension of the
-	// newest file (.json, .csv, anything else is stderr).
+	// log_destination, else current_logfiles (DataDir's, or beside
+	// LogDir), else what the files hold: jsonlog if any file is, else
+	// csvlog if any is, else stderr (a structured directory always holds
+	// the collector's small .log files too).
 	Format Format
 	// Prefix is log_line_prefix for stderr logs, as the server's setting
 	// (any escapes, padding and literal text). Empty: from DataDir's

@@ -28,6 +28,12 @@ func (w *Watcher) configure() (map[string]string, error) {
 	if w.dir == "" && cfg.DataDir != "" {
 		w.dir = logDirectory(cfg.DataDir, settings["log_directory"])
 	}
+	w.ctlDir = cfg.DataDir
+	if up := filepath.Dir(w.dir); w.ctlDir == "" && w.dir != "" && fileExists(filepath.Join(up, "current_logfiles")) {
+		// A log directory inside a data directory: current_logfiles (10+)
+		// names the server's current files even without Config.DataDir.
+		w.ctlDir = up
+	}
 	var problems []error
 	if w.dir == "" {
 		problems = append(problems, errors.New("no log directory: set Config.LogDir or Config.DataDir"))
@@ -94,30 +100,13 @@ func (w *Watcher) decideFormat(settings map[string]string) {
 		}
 		return
 	}
-	if w.cfg.DataDir != "" {
-		if _, f := currentLogfile(w.cfg.DataDir, FormatAuto); f != FormatAuto {
+	if w.ctlDir != "" {
+		if _, f := currentLogfile(w.ctlDir, FormatAuto); f != FormatAuto {
 			w.format = f
 			return
 		}
 	}
-	w.format = FormatStderr
-	saved := w.cfg.Pattern
-	w.cfg.Pattern = "*"
-	cands, _ := w.list()
-	w.cfg.Pattern = saved
-	for i := len(cands) - 1; i >= 0; i-- {
-		switch filepath.Ext(cands[i].path) {
-		case ".json":
-			w.format = FormatJSON
-			return
-		case ".csv":
-			w.format = FormatCSV
-			return
-		}
-		if w.matches(filepath.Base(cands[i].path)) {
-			return
-		}
-	}
+	w.format = w.formatByContent()
 }
 
 // filenamePattern turns log_filename (strftime escapes) into a glob for the
@@ -215,11 +204,12 @@ func (w *Watcher) inferLate(path string) {
 	if !ok {
 		return
 	}
-	w.prefix, w.inferPending = p, false
+	w.prefix, w.inferPending, w.inferred = p, false, true
 	w.log.Info("walwatch: log_line_prefix inferred from the lines", "prefix", p.src, "file", path)
 	for _, t := range w.files {
 		if a, ok := t.asm.(*stderrAsm); ok {
-			a.p, a.fast = p, fastPrefix(p)
+			a.p = p
+			t.setFast(!t.probing)
 		}
 	}
 }
