@@ -340,6 +340,7 @@ func (w *Watcher) read(t *tracked) {
 			}
 			t.sp.write(w.buf[:n])
 			t.tail = append(t.tail[:0], w.buf[max(0, n-tailLen):n]...)
+			w.probe(t, false) // per chunk: the fast path comes back once a record parsed
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
