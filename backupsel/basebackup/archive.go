@@ -1,0 +1,156 @@
+package basebackup
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// Compression is the client-side compression of the archives, as
+// pg_basebackup -Z client-<method>[:level] does it.
+type Compression int
+
+const (
+	// None writes plain .tar files.
+	None Compression = iota
+	// Gzip writes base.tar.gz, <oid>.tar.gz and pg_wal.tar.gz.
+	Gzip
+	// LZ4 writes base.tar.lz4 and <oid>.tar.lz4; pg_wal.tar stays plain,
+	// as pg_basebackup 15 leaves it.
+	LZ4
+	// Zstd writes base.tar.zst and <oid>.tar.zst; pg_wal.tar stays plain.
+	Zstd
+)
+
+func (c Compression) String() string {
+	switch c {
+	case None:
+		return "none"
+	case Gzip:
+		return "gzip"
+	case LZ4:
+		return "lz4"
+	case Zstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("Compression(%d)", int(c))
+}
+
+// compressionRule is what each method does: its file suffix, its level
+// range, and whether pg_basebackup compresses pg_wal.tar with it.
+type compressionRule struct {
+	suffix         string
+	minLevel       int
+	maxLevel       int
+	compressesWAL  bool
+	newCompression func(w io.Writer, level int) (io.WriteCloser, error)
+}
+
+var compressionRules = map[Compression]compressionRule{
+	None: {suffix: ""},
+	Gzip: {suffix: ".gz", minLevel: 1, maxLevel: 9, compressesWAL: true, newCompression: func(w io.Writer, level int) (io.WriteCloser, error) {
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		return gzip.NewWriterLevel(w, level)
+	}},
+	LZ4: {suffix: ".lz4", minLevel: 1, maxLevel: 12, newCompression: func(w io.Writer, level int) (io.WriteCloser, error) {
+		zw := lz4.NewWriter(w)
+		opts := []lz4.Option{lz4.ConcurrencyOption(1)}
+		if level > 0 {
+			// liblz4's levels 1-2 are its fast mode; 3-12 its HC
+			// levels, which pierrec/lz4 offers up to 9.
+			lv := lz4.Fast
+			if level >= 3 {
+				lv = lz4.CompressionLevel(1 << (8 + min(level, 9)))
+			}
+			opts = append(opts, lz4.CompressionLevelOption(lv))
+		}
+		if err := zw.Apply(opts...); err != nil {
+			return nil, err
+		}
+		return zw, nil
+	}},
+	Zstd: {suffix: ".zst", minLevel: 1, maxLevel: 22, newCompression: func(w io.Writer, level int) (io.WriteCloser, error) {
+		lv := zstd.SpeedDefault
+		if level > 0 {
+			lv = zstd.EncoderLevelFromZstd(level)
+		}
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(lv), zstd.WithEncoderConcurrency(1))
+	}},
+}
+
+// outFile is one file of the backup being written: plain, or through a
+// compressor into a buffered file.
+type outFile struct {
+	path string
+	f    *os.File
+	buf  *bufio.Writer
+	zw   io.WriteCloser
+	w    io.Writer
+	n    int64 // bytes written before compression
+}
+
+// createOut creates name in dir, refusing to replace anything, with mode
+// 0600 as pg_basebackup's files have.
+func createOut(dir, name string, c Compression, level int) (*outFile, error) {
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	o := &outFile{path: path, f: f, w: f}
+	if rule := compressionRules[c]; rule.newCompression != nil {
+		o.buf = bufio.NewWriterSize(f, 256<<10)
+		if o.zw, err = rule.newCompression(o.buf, level); err != nil {
+			f.Close()
+			return nil, err
+		}
+		o.w = o.zw
+	}
+	return o, nil
+}
+
+func (o *outFile) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	o.n += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("writing %s: %w", o.path, err)
+	}
+	return n, nil
+}
+
+// finish flushes the compressor, syncs the file unless noSync, and closes it.
+func (o *outFile) finish(noSync bool) error {
+	err := func() error {
+		if o.zw != nil {
+			if err := o.zw.Close(); err != nil {
+				return err
+			}
+			if err := o.buf.Flush(); err != nil {
+				return err
+			}
+		}
+		if !noSync {
+			return o.f.Sync()
+		}
+		return nil
+	}()
+	if cerr := o.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", o.path, err)
+	}
+	return nil
+}
+
+// abort closes the file without caring for its content: the whole
+// partial folder is about to be removed.
+func (o *outFile) abort() { o.f.Close() }
