@@ -112,17 +112,24 @@ func (t *taker) run(parent context.Context) (*Result, error) {
 	t.log.Info("basebackup: starting", "source", t.cfg.Host, "port", t.cfg.Port, "version", t.major.String(), "folder", t.folder.tmp)
 
 	var stream *walStream
-	streamDone := make(chan error, 1)
+	// first: the stream failed on its own, not because the backup was
+	// stopped; its error is then the one to report.
+	type streamEnd struct {
+		err   error
+		first bool
+	}
+	streamDone := make(chan streamEnd, 1)
 	res := &Result{Version: t.major.String(), SystemIdentifier: t.sysID}
 	rcv := &receiver{t: t, onStart: func(start LSN, tli uint32) error {
 		res.StartLSN, res.Timeline = start, tli
 		stream = &walStream{t: t, tli: tli, start: start, end: make(chan LSN, 1)}
 		go func() {
 			err := stream.run(ctx)
-			if err != nil {
+			first := err != nil && ctx.Err() == nil
+			if first {
 				cancel() // stop the base backup: it cannot be whole
 			}
-			streamDone <- err
+			streamDone <- streamEnd{err, first}
 		}()
 		return nil
 	}}
@@ -138,8 +145,8 @@ func (t *taker) run(parent context.Context) (*Result, error) {
 	}
 	if err != nil {
 		cancel()
-		if serr := <-streamDone; serr != nil && parent.Err() == nil {
-			return nil, serr // the WAL stream failed first and stopped the backup
+		if se := <-streamDone; se.first {
+			return nil, se.err // the WAL stream failed first and stopped the backup
 		}
 		var pe *pathError
 		if errors.As(err, &pe) {
@@ -149,8 +156,8 @@ func (t *taker) run(parent context.Context) (*Result, error) {
 	}
 	res.EndLSN = rcv.end
 	stream.end <- rcv.end
-	if err := <-streamDone; err != nil {
-		return nil, err
+	if se := <-streamDone; se.err != nil {
+		return nil, se.err
 	}
 	t.progress.finish()
 	files := t.fileList()
