@@ -62,7 +62,7 @@ var compressionRules = map[Compression]compressionRule{
 	}},
 	LZ4: {suffix: ".lz4", minLevel: 1, maxLevel: 12, newCompression: func(w io.Writer, level int) (io.WriteCloser, error) {
 		zw := lz4.NewWriter(w)
-		opts := []lz4.Option{lz4.ConcurrencyOption(1)}
+		opts := []lz4.Option{lz4.ConcurrencyOption(1), lz4.ChecksumOption(false), lz4.BlockSizeOption(lz4.Block64Kb)}
 		if level > 0 {
 			// liblz4's levels 1-2 are its fast mode; 3-12 its HC
 			// levels, which pierrec/lz4 offers up to 9.
@@ -87,15 +87,30 @@ var compressionRules = map[Compression]compressionRule{
 }
 
 // outFile is one file of the backup being written: plain, or through a
-// compressor into a buffered file.
+// compressor that runs in a goroutine of its own, so that compressing one
+// chunk overlaps receiving the next (pg_basebackup does both in turn).
 type outFile struct {
 	path string
 	f    *os.File
-	buf  *bufio.Writer
-	zw   io.WriteCloser
-	w    io.Writer
 	n    int64 // bytes written before compression
+
+	// With compression: chunks fill cur, go to the compressor through
+	// full, and come back through free; chunkCount chunks of chunkSize
+	// bound the memory.
+	buf     *bufio.Writer
+	zw      io.WriteCloser
+	cur     []byte
+	full    chan []byte
+	free    chan []byte
+	done    chan struct{}
+	zerr    error // the compressor's first error, read after done or in Write
+	zerrSet chan struct{}
 }
+
+const (
+	chunkSize  = 1 << 20
+	chunkCount = 3
+)
 
 // createOut creates name in dir, refusing to replace anything, with mode
 // 0600 as pg_basebackup's files have.
@@ -105,31 +120,85 @@ func createOut(dir, name string, c Compression, level int) (*outFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &outFile{path: path, f: f, w: f}
-	if rule := compressionRules[c]; rule.newCompression != nil {
-		o.buf = bufio.NewWriterSize(f, 256<<10)
-		if o.zw, err = rule.newCompression(o.buf, level); err != nil {
-			f.Close()
-			return nil, err
-		}
-		o.w = o.zw
+	o := &outFile{path: path, f: f}
+	rule := compressionRules[c]
+	if rule.newCompression == nil {
+		return o, nil
 	}
+	o.buf = bufio.NewWriterSize(f, 256<<10)
+	if o.zw, err = rule.newCompression(o.buf, level); err != nil {
+		f.Close()
+		return nil, err
+	}
+	o.full, o.free = make(chan []byte, chunkCount), make(chan []byte, chunkCount)
+	o.done, o.zerrSet = make(chan struct{}), make(chan struct{})
+	for i := 1; i < chunkCount; i++ {
+		o.free <- make([]byte, 0, chunkSize)
+	}
+	o.cur = make([]byte, 0, chunkSize)
+	go o.compress()
 	return o, nil
 }
 
-func (o *outFile) Write(p []byte) (int, error) {
-	n, err := o.w.Write(p)
-	o.n += int64(n)
-	if err != nil {
-		return n, fmt.Errorf("writing %s: %w", o.path, err)
+func (o *outFile) compress() {
+	defer close(o.done)
+	for chunk := range o.full {
+		if o.zerr == nil {
+			if _, err := o.zw.Write(chunk); err != nil {
+				o.zerr = err
+				close(o.zerrSet)
+			}
+		}
+		o.free <- chunk[:0]
 	}
-	return n, nil
+}
+
+func (o *outFile) Write(p []byte) (int, error) {
+	if o.zw == nil {
+		n, err := o.f.Write(p)
+		o.n += int64(n)
+		if err != nil {
+			return n, fmt.Errorf("writing %s: %w", o.path, err)
+		}
+		return n, nil
+	}
+	select {
+	case <-o.zerrSet:
+		return 0, fmt.Errorf("writing %s: %w", o.path, o.zerr)
+	default:
+	}
+	total := len(p)
+	for len(p) > 0 {
+		k := min(len(p), chunkSize-len(o.cur))
+		o.cur = append(o.cur, p[:k]...)
+		p = p[k:]
+		if len(o.cur) == chunkSize {
+			o.full <- o.cur
+			o.cur = <-o.free
+		}
+	}
+	o.n += int64(total)
+	return total, nil
+}
+
+// drain hands the last chunk to the compressor and waits for it to end.
+func (o *outFile) drain() {
+	if len(o.cur) > 0 {
+		o.full <- o.cur
+		o.cur = nil
+	}
+	close(o.full)
+	<-o.done
 }
 
 // finish flushes the compressor, syncs the file unless noSync, and closes it.
 func (o *outFile) finish(noSync bool) error {
 	err := func() error {
 		if o.zw != nil {
+			o.drain()
+			if o.zerr != nil {
+				return o.zerr
+			}
 			if err := o.zw.Close(); err != nil {
 				return err
 			}
@@ -151,6 +220,11 @@ func (o *outFile) finish(noSync bool) error {
 	return nil
 }
 
-// abort closes the file without caring for its content: the whole
-// partial folder is about to be removed.
-func (o *outFile) abort() { o.f.Close() }
+// abort stops the compressor and closes the file without caring for its
+// content: the whole partial folder is about to be removed.
+func (o *outFile) abort() {
+	if o.zw != nil {
+		o.drain()
+	}
+	o.f.Close()
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgstage/pgstage/internal/pgver"
-	"github.com/pgstage/pgstage/internal/replconn"
 	"github.com/pgstage/pgstage/internal/secret"
 )
 
@@ -49,6 +48,9 @@ func Take(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 5432
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
 	}
 	if cfg.Label == "" {
 		cfg.Label = "pgstage base backup"
@@ -168,18 +170,6 @@ func (t *taker) run(parent context.Context) (*Result, error) {
 	res.Files, res.Bytes = files, t.progress.done
 	t.log.Info("basebackup: done", "folder", res.Path, "start", res.StartLSN.String(), "end", res.EndLSN.String(), "bytes", res.Bytes)
 	return res, nil
-}
-
-// connect opens a replication connection to the source.
-func (t *taker) connect(ctx context.Context, purpose string) (*pgconn.PgConn, error) {
-	conn, err := replconn.Connect(ctx, replconn.Config{
-		Host: t.cfg.Host, Port: t.cfg.Port, User: t.cfg.User, Password: t.cfg.Password,
-		SSLMode: t.cfg.SSLMode, ApplicationName: "pgstage_basebackup", ConnectTimeout: t.cfg.ConnectTimeout,
-	})
-	if err != nil {
-		return nil, t.classify(purpose, err)
-	}
-	return conn, nil
 }
 
 // identify learns the source's version, system identifier and WAL segment
