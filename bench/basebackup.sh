@@ -6,10 +6,14 @@
 #   lz4     pg_basebackup ... --compress=client-lz4         vs Take (LZ4)
 #
 # Both fsync what they write (pg_basebackup's default; Take without NoSync).
-# Each command runs under /usr/bin/time -v (wall time, peak RSS), into a
+# Each command runs under /usr/bin/time -v (wall time, user+system CPU time,
+# peak RSS), into a
 # fresh folder of the work directory removed after it; each pair runs
 # PGSTAGE_BENCH_RUNS times (default 3), alternating which goes first, and
-# the summary gives the median wall time and the largest peak RSS of each.
+# the summary gives the median wall and CPU times and the largest peak RSS
+# of each. On a busy machine the CPU time is the steadier figure: Take
+# compresses in a goroutine of its own, which shortens the wall time only
+# where a core is free.
 #
 # The source is a PostgreSQL 15 server from the harness's bundles
 # (PGSTAGE_PG_CACHE, default /var/cache/pgstage/pg), run as PGSTAGE_PG_USER
@@ -53,6 +57,7 @@ CONF
 	printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n' >"$data/pg_hba.conf"
 	[ "$(id -u)" = 0 ] && chown "$pguser" "$data/pg_hba.conf"
 fi
+as_pg "$bin/pg_ctl" -D "$data" status >/dev/null && as_pg "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
 as_pg "$bin/pg_ctl" -D "$data" -l "$work/server.log" -w start >/dev/null
 trap 'as_pg "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null' EXIT
 psql() { "$client/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -XAtq "$@"; }
@@ -76,11 +81,12 @@ measure() {
 	mkdir -p "$out"
 	sync
 	/usr/bin/time -v -o "$work/time.txt" "$@" 2>"$work/stderr.txt" >/dev/null || { cat "$work/stderr.txt" >&2; exit 1; }
-	local wall rss size
+	local wall rss size cpu
+	cpu=$(awk -F': ' '/User time|System time/{s+=$2} END{print s}' "$work/time.txt")
 	wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/time.txt")
 	rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$work/time.txt")
 	size=$(du -sb "$out" | cut -f1)
-	echo "$form $name $wall $rss $size" | tee -a "$results"
+	echo "$form $name $wall $rss $size $cpu" | tee -a "$results"
 	rm -rf "$out"
 }
 for form in $forms; do
@@ -93,11 +99,13 @@ for form in $forms; do
 	done
 done
 echo
-echo "form  tool           median_s  peak_rss_kib  output_bytes"
+echo "form  tool           median_s  median_cpu_s  peak_rss_kib  output_bytes"
+median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 for form in $forms; do
 	for name in pg_basebackup basebackup; do
-		awk -v f="$form" -v n="$name" '$1==f && $2==n' "$results" | sort -k3 -n | awk -v f="$form" -v n="$name" '
-			{ w[NR]=$3; if ($4>r) r=$4; s=$5 }
-			END { printf "%-5s %-14s %8.2f  %12d  %12d\n", f, n, w[int((NR+1)/2)], r, s }'
+		rows=$(awk -v f="$form" -v n="$name" '$1==f && $2==n' "$results")
+		printf '%-5s %-14s %8.2f  %12.2f  %12d  %12d\n' "$form" "$name" \
+			"$(echo "$rows" | awk '{print $3}' | median)" "$(echo "$rows" | awk '{print $6}' | median)" \
+			"$(echo "$rows" | awk '{print $4}' | sort -n | tail -1)" "$(echo "$rows" | awk '{print $5}' | tail -1)"
 	done
 done

@@ -182,12 +182,17 @@ func (o *outFile) Write(p []byte) (int, error) {
 }
 
 // drain hands the last chunk to the compressor and waits for it to end.
+// It may be called again (abort after a failed finish).
 func (o *outFile) drain() {
+	if o.full == nil {
+		return
+	}
 	if len(o.cur) > 0 {
 		o.full <- o.cur
 		o.cur = nil
 	}
 	close(o.full)
+	o.full = nil
 	<-o.done
 }
 
@@ -221,7 +226,8 @@ func (o *outFile) finish(noSync bool) error {
 }
 
 // abort stops the compressor and closes the file without caring for its
-// content: the whole partial folder is about to be removed.
+// content: the whole partial folder is about to be removed. It may follow a
+// failed finish.
 func (o *outFile) abort() {
 	if o.zw != nil {
 		o.drain()

@@ -5,8 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -110,4 +116,54 @@ func TestWALTar(t *testing.T) {
 	assert.Equal(t, "000000020000000000000002", got[4].name)
 	assert.Equal(t, int64(2048), got[4].size)
 	assert.Equal(t, append([]byte{2, 2, 2}, make([]byte, 2045)...), got[4].data)
+}
+
+// TestOutFileRoundTrip writes through each compression in pieces of odd
+// sizes (the compressor runs in its own goroutine, in chunks) and reads the
+// file back.
+func TestOutFileRoundTrip(t *testing.T) {
+	data := make([]byte, 3*chunkSize+12345)
+	for i := range data {
+		data[i] = byte(i * 7 / 13)
+	}
+	for c, rule := range compressionRules {
+		t.Run(c.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			o, err := createOut(dir, "base.tar"+rule.suffix, c, 0)
+			require.NoError(t, err)
+			for off, step := 0, 1; off < len(data); off, step = off+step, step*3%40000+1 {
+				_, err := o.Write(data[off:min(off+step, len(data))])
+				require.NoError(t, err)
+			}
+			require.NoError(t, o.finish(false))
+			o.abort() // after finish: harmless
+			assert.Equal(t, int64(len(data)), o.n)
+			got := readAll(t, filepath.Join(dir, "base.tar"+rule.suffix), c)
+			assert.True(t, bytes.Equal(data, got), "round trip through %v", c)
+		})
+	}
+}
+
+func readAll(t *testing.T, path string, c Compression) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var r io.Reader = f
+	switch c {
+	case Gzip:
+		zr, err := gzip.NewReader(f)
+		require.NoError(t, err)
+		r = zr
+	case LZ4:
+		r = lz4.NewReader(f)
+	case Zstd:
+		zr, err := zstd.NewReader(f)
+		require.NoError(t, err)
+		defer zr.Close()
+		r = zr
+	}
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	return b
 }
