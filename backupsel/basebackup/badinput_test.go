@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -25,29 +27,31 @@ import (
 func TestTakeBadSource(t *testing.T) {
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		t.Parallel()
-		// One WAL sender: the base backup connection takes it, the WAL
-		// stream finds none.
+		// Three WAL senders: a failed login holds one until its process
+		// ends (12+ reserve it before authentication), so one would be too
+		// few for the refusals to be told apart. The exhaustion case holds
+		// two itself.
 		p := pgtest.StartPrimary(t, major, pgtest.Options{
-			Settings: map[string]string{"max_wal_senders": "1"},
+			Settings: map[string]string{"max_wal_senders": "3"},
 			HBA:      []string{"host replication nohba 127.0.0.1/32 reject"},
 		})
 		p.Exec(t, "CREATE ROLE nohba LOGIN REPLICATION PASSWORD 'x'")
 		p.Exec(t, "CREATE ROLE norepl LOGIN PASSWORD 'norepl-pw'")
 		for _, tc := range []struct {
 			name     string
-			edit     func(*basebackup.Config)
+			edit     func(*testing.T, *basebackup.Config)
 			sentinel error
 			want     []string
 		}{
-			{"wrong password", func(c *basebackup.Config) { c.Password = "not-" + c.Password }, basebackup.ErrRefused,
+			{"wrong password", func(_ *testing.T, c *basebackup.Config) { c.Password = "not-" + c.Password }, basebackup.ErrRefused,
 				[]string{"role replicator", "check the password of role replicator"}},
-			{"no replication line in pg_hba.conf", func(c *basebackup.Config) { c.User, c.Password = "nohba", "x" }, basebackup.ErrRefused,
+			{"no replication line in pg_hba.conf", func(_ *testing.T, c *basebackup.Config) { c.User, c.Password = "nohba", "x" }, basebackup.ErrRefused,
 				[]string{"role nohba", "pg_hba.conf", "host replication nohba"}},
-			{"role without REPLICATION", func(c *basebackup.Config) { c.User, c.Password = "norepl", "norepl-pw" }, basebackup.ErrRefused,
+			{"role without REPLICATION", func(_ *testing.T, c *basebackup.Config) { c.User, c.Password = "norepl", "norepl-pw" }, basebackup.ErrRefused,
 				[]string{"role norepl", "REPLICATION attribute"}},
-			{"max_wal_senders exhausted", func(*basebackup.Config) {}, basebackup.ErrBusy,
-				[]string{"WAL stream connection", "max_wal_senders"}},
-			{"nothing listens", func(c *basebackup.Config) { c.Port = pgtest.FreePort(t) }, nil,
+			{"max_wal_senders exhausted", func(t *testing.T, _ *basebackup.Config) { holdWALSenders(t, p, 2) }, basebackup.ErrBusy,
+				[]string{"connection", "max_wal_senders"}},
+			{"nothing listens", func(_ *testing.T, c *basebackup.Config) { c.Port = pgtest.FreePort(t) }, nil,
 				[]string{"check Host and Port"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -55,7 +59,7 @@ func TestTakeBadSource(t *testing.T) {
 				var logs bytes.Buffer
 				cfg := configFor(p, path)
 				cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-				tc.edit(&cfg)
+				tc.edit(t, &cfg)
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				_, err := basebackup.Take(ctx, cfg)
@@ -78,6 +82,22 @@ func TestTakeBadSource(t *testing.T) {
 			})
 		}
 	})
+}
+
+// holdWALSenders opens n replication connections to p, held until the test
+// ends. Processes of failed logins may still hold senders for a moment, so
+// each is retried until it gets one.
+func holdWALSenders(t *testing.T, p *pgtest.Primary, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		var conn *pgconn.PgConn
+		require.Eventually(t, func() bool {
+			var err error
+			conn, err = pgconn.Connect(context.Background(), fmt.Sprintf("host=%s port=%d user=postgres replication=true sslmode=disable", p.Host, p.Port))
+			return err == nil
+		}, 30*time.Second, 50*time.Millisecond)
+		t.Cleanup(func() { conn.Close(context.Background()) })
+	}
 }
 
 // TestTakeBadBackupPath: a backup path that cannot take the backup.
