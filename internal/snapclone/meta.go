@@ -1,0 +1,166 @@
+package snapclone
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pgstage/pgstage/internal/atomicfile"
+	"github.com/pgstage/pgstage/internal/pgver"
+)
+
+// Files and directories inside a snapshot or clone directory.
+const (
+	dataSub      = "data"   // the data directory
+	tblspcSub    = "tblspc" // one directory per tablespace, by OID
+	snapshotMeta = "snapshot.json"
+	cloneMeta    = "clone.json"
+)
+
+// Consistency says how a snapshot's data directory becomes consistent.
+type Consistency string
+
+const (
+	// ConsistentBackup: it holds the backup_label (and tablespace_map) of
+	// a non-exclusive base backup and the WAL to its stop point; it starts
+	// as a base backup does, with archive recovery to that point.
+	ConsistentBackup Consistency = "backup"
+	// ConsistentCrash: every file was taken at one instant (a btrfs
+	// snapshot of the running staging); it starts as after a crash.
+	ConsistentCrash Consistency = "crash"
+	// ConsistentStopped: taken of a stopped staging.
+	ConsistentStopped Consistency = "stopped"
+)
+
+// Tablespace is one tablespace of a snapshot or clone.
+type Tablespace struct {
+	OID      string
+	Original string // its location in the staging
+	Path     string // its copy here
+}
+
+// Snapshot describes a snapshot directory.
+type Snapshot struct {
+	Dir         string `json:"-"`
+	DataDir     string // Dir/data
+	Source      string // the staging's data directory
+	Method      Method
+	Major       pgver.Major
+	FSType      string
+	Consistency Consistency
+	// StartLSN and StopLSN bound the base backup (ConsistentBackup only).
+	StartLSN, StopLSN string       `json:",omitempty"`
+	Tablespaces       []Tablespace `json:",omitempty"`
+	Taken             time.Time
+	Took              time.Duration
+	// ExtraBytes is the disk the snapshot added when it was made, measured
+	// as SizeMeasure says.
+	ExtraBytes  int64
+	SizeMeasure string
+}
+
+// Clone describes a clone directory and how to reach its server.
+type Clone struct {
+	Dir       string `json:"-"`
+	DataDir   string // Dir/data
+	Snapshot  string // the snapshot directory it was made from
+	Method    Method
+	Major     pgver.Major
+	Port      int
+	SocketDir string
+	// ListenAddresses is listen_addresses ("" : Unix socket only).
+	ListenAddresses string
+	LogFile         string
+	Tablespaces     []Tablespace `json:",omitempty"`
+	Created         time.Time
+	// Ready is how long the clone took until it accepted writes.
+	Ready       time.Duration
+	ExtraBytes  int64
+	SizeMeasure string
+}
+
+// ConnString is a libpq connection string for the clone over its Unix
+// socket, without user or password: the clone has the staging's roles.
+func (c *Clone) ConnString() string {
+	return fmt.Sprintf("host=%s port=%d dbname=postgres", c.SocketDir, c.Port)
+}
+
+// How sizes are measured (Snapshot.SizeMeasure, Clone.SizeMeasure).
+const (
+	sizeBtrfsDU   = "btrfs filesystem du: exclusive bytes"
+	sizeFreeDelta = "free space before minus after (statfs)"
+)
+
+// freeBytes is the space unprivileged users can still use on dir's
+// filesystem.
+func freeBytes(dir string) int64 {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return 0
+	}
+	return int64(st.Bavail) * st.Bsize
+}
+
+// extraBytes measures the disk a new snapshot or clone in dir added. On
+// btrfs, `btrfs filesystem du` counts the extents only dir holds (zero for
+// a fresh snapshot: every extent is shared), and stays true later (it
+// grows as the staging diverges). Elsewhere, the fall of free space while
+// it was made: writes by others on the same filesystem in that time count
+// too, and later divergence is not seen.
+func extraBytes(ctx context.Context, dir string, freeBefore int64) (int64, string) {
+	if t, _ := FSType(dir); t == "btrfs" {
+		if n, err := exclusiveBytes(ctx, dir); err == nil {
+			return n, sizeBtrfsDU
+		}
+	}
+	return max(freeBefore-freeBytes(dir), 0), sizeFreeDelta
+}
+
+func writeMeta(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, append(b, '\n'), 0o600)
+}
+
+// ReadSnapshot reads the snapshot in dir.
+func ReadSnapshot(dir string) (*Snapshot, error) {
+	var s Snapshot
+	if err := readMeta(filepath.Join(dir, snapshotMeta), &s, ErrNotSnapshot); err != nil {
+		return nil, err
+	}
+	s.Dir = dir
+	return &s, nil
+}
+
+// ReadClone reads the clone in dir.
+func ReadClone(dir string) (*Clone, error) {
+	var c Clone
+	if err := readMeta(filepath.Join(dir, cloneMeta), &c, ErrNotClone); err != nil {
+		return nil, err
+	}
+	c.Dir = dir
+	return &c, nil
+}
+
+func readMeta(path string, v any, sentinel error) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s has no %s", sentinel, filepath.Dir(path), filepath.Base(path))
+	}
+	if err != nil {
+		return fmt.Errorf("snapclone: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %s: %w", sentinel, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package snapclone_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgstage/pgstage/internal/pgtest"
+	"github.com/pgstage/pgstage/internal/snapclone"
+	"github.com/pgstage/pgstage/replica"
+)
+
+// filesystems are made once per test process and shared by every major.
+type filesystems struct {
+	btrfs, xfs, ext4, tiny *pgtest.LoopFS
+}
+
+func mountAll(t *testing.T) filesystems {
+	t.Helper()
+	return filesystems{
+		btrfs: pgtest.MountLoop(t, "btrfs", 3<<30),
+		xfs:   pgtest.MountLoop(t, "xfs", 3<<30),
+		ext4:  pgtest.MountLoop(t, "ext4", 3<<30),
+		// Too small for a clone: the disk-full case.
+		tiny: pgtest.MountLoop(t, "ext4", 24<<20),
+	}
+}
+
+// staging is a streaming standby of p whose data directory is on fsys.
+type staging struct {
+	standby *replica.Standby
+	data    string
+	sock    string
+	port    int
+}
+
+func (s *staging) connString() string {
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", s.sock, s.port)
+}
+
+// newStaging restores b into a new data directory on fsys (a subvolume on
+// btrfs) and starts it as a streaming standby of p.
+func newStaging(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, fsys *pgtest.LoopFS, name string) *staging {
+	t.Helper()
+	ctx := context.Background()
+	data := filepath.Join(fsys.Dir, name)
+	_, err := snapclone.CreateDataDir(ctx, data, "")
+	require.NoError(t, err)
+	for _, f := range b.Files {
+		dest := map[string]string{"base.tar": data, "pg_wal.tar": filepath.Join(data, "pg_wal")}[f]
+		if dest == "" {
+			continue
+		}
+		out, err := exec.Command("tar", "-xf", filepath.Join(b.Location, f), "-C", dest).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	pgtest.Chown(t, data)
+	st := &staging{data: data, sock: pgtest.TempDir(t), port: pgtest.FreePort(t)}
+	st.standby, err = replica.New(replica.Config{DataDir: data, BinDir: p.BinDir, Port: st.port, SocketDir: st.sock,
+		ListenAddresses: "127.0.0.1", StopTimeout: 10 * time.Second,
+		Source: replica.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("staging log:\n%s", st.standby.LogTail(30))
+		}
+		assert.NoError(t, st.standby.Stop(context.Background()))
+		removeAll(t, data)
+	})
+	_, err = st.standby.Setup(ctx)
+	require.NoError(t, err)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	require.NoError(t, st.standby.Start(sctx))
+	_, err = st.standby.WaitStreaming(sctx)
+	require.NoError(t, err)
+	return st
+}
+
+// removeAll removes a directory that may be a btrfs subvolume.
+func removeAll(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := exec.Command("btrfs", "subvolume", "delete", dir).CombinedOutput(); err == nil {
+		return
+	} else if _, serr := os.Stat(dir); serr == nil && len(out) > 0 {
+		_ = out // not a subvolume: removed below
+	}
+	assert.NoError(t, os.RemoveAll(dir))
+}
+
+func query(t *testing.T, conn string, sql string) string {
+	t.Helper()
+	v, err := tryQuery(conn, sql)
+	require.NoError(t, err, "%s on %s", sql, conn)
+	return v
+}
+
+func tryQuery(connString, sql string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	var v string
+	err = conn.QueryRow(ctx, sql).Scan(&v)
+	return v, err
+}
+
+// replayed waits until the staging has the row id.
+func (s *staging) replayed(t *testing.T, id int64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v, err := tryQuery(s.connString(), "SELECT coalesce(max(id), 0)::text FROM pgstage_rows")
+		if n, _ := strconv.ParseInt(v, 10, 64); err == nil && n >= id {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("row %d never reached the staging (last %q, %v)", id, v, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *staging) streaming(t *testing.T) {
+	t.Helper()
+	assert.Equal(t, "streaming", query(t, s.connString(), "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')"))
+}
+
+// load inserts rows into p one by one until stopped.
+func load(t *testing.T, p *pgtest.Primary) (stop func() int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		conn, err := pgx.Connect(ctx, p.ConnString())
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		for ctx.Err() == nil {
+			if _, err := conn.Exec(ctx, "INSERT INTO pgstage_rows (note) VALUES (md5(random()::text))"); err == nil {
+				n.Add(1)
+			}
+		}
+	}()
+	return func() int64 { cancel(); wg.Wait(); return n.Load() }
+}
+
+const fingerprint = "SELECT count(*)::text || ' ' || coalesce(md5(string_agg(id::text || note, ',' ORDER BY id)), '') FROM pgstage_rows WHERE id <= "
+
+func TestSnapshotCloneReal(t *testing.T) {
+	fss := mountAll(t)
+	first := true
+	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
+		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: map[string]string{"max_wal_size": "64MB", "checkpoint_timeout": "30s"}})
+		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
+		errorCases := first
+		first = false
+		for _, tc := range []struct {
+			fsys   *pgtest.LoopFS
+			method snapclone.Method
+			cons   snapclone.Consistency
+		}{
+			{fss.btrfs, snapclone.MethodBtrfs, snapclone.ConsistentCrash},
+			{fss.xfs, snapclone.MethodReflink, snapclone.ConsistentBackup},
+			{fss.ext4, snapclone.MethodCopy, snapclone.ConsistentBackup},
+		} {
+			t.Run(tc.fsys.Type, func(t *testing.T) {
+				ctx := context.Background()
+				name := fmt.Sprintf("pg%d", major)
+				st := newStaging(t, p, b, tc.fsys, name+"-staging")
+				sc, err := snapclone.New(snapclone.Config{DataDir: st.data, BinDir: p.BinDir, ConnString: st.connString()})
+				require.NoError(t, err)
+
+				before := p.InsertRows(t, 100)
+				st.replayed(t, before)
+				stopLoad := load(t, p)
+				time.Sleep(200 * time.Millisecond) // let the load run into the snapshot
+				snap, err := sc.Snapshot(ctx, filepath.Join(tc.fsys.Dir, name+"-snap"))
+				loaded := stopLoad()
+				require.NoError(t, err)
+				t.Cleanup(func() { assert.NoError(t, sc.DeleteSnapshot(context.Background(), snap.Dir)) })
+				assert.Equal(t, tc.method, snap.Method)
+				assert.Equal(t, tc.cons, snap.Consistency)
+				assert.Positive(t, loaded, "the load inserted rows")
+				after := p.InsertRows(t, 10)
+
+				c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(tc.fsys.Dir, name+"-clone"), Port: pgtest.FreePort(t), ListenAddresses: "127.0.0.1"})
+				require.NoError(t, err)
+				t.Cleanup(func() {
+					if t.Failed() {
+						t.Logf("clone log:\n%s", pgtest.Tail(c.LogFile, 30))
+					}
+					assert.NoError(t, sc.DestroyClone(context.Background(), c.Dir))
+					assert.NoDirExists(t, c.Dir)
+				})
+				cs := c.ConnString() + " user=postgres sslmode=disable"
+				marker, err := strconv.ParseInt(query(t, cs, "SELECT max(id)::text FROM pgstage_rows"), 10, 64)
+				require.NoError(t, err)
+				assert.GreaterOrEqual(t, marker, before, "rows written before the snapshot are in the clone")
+				assert.Less(t, marker, after-9, "rows written after the snapshot are not in the clone")
+				assert.Equal(t, query(t, p.ConnString(), fingerprint+strconv.FormatInt(marker, 10)), query(t, cs, fingerprint+strconv.FormatInt(marker, 10)),
+					"the clone's table matches the source's up to its last row %d", marker)
+				assert.Equal(t, "false", query(t, cs, "SELECT pg_is_in_recovery()::text"))
+				query(t, cs, "INSERT INTO pgstage_rows (note) VALUES ('on the clone') RETURNING id::text")
+				assert.Equal(t, "0", query(t, st.connString(), "SELECT count(*)::text FROM pgstage_rows WHERE note = 'on the clone'"))
+				st.replayed(t, after)
+				st.streaming(t)
+
+				if errorCases {
+					switch tc.fsys {
+					case fss.xfs:
+						crossFSError(t, sc, snap, fss.ext4)
+					case fss.ext4:
+						portAndSpaceErrors(t, sc, snap, fss)
+					}
+				}
+			})
+		}
+	})
+}
+
+// crossFSError: a reflink snapshot on XFS cloned onto ext4 fails naming
+// both, before anything is copied.
+func crossFSError(t *testing.T, sc *snapclone.Staging, snap *snapclone.Snapshot, other *pgtest.LoopFS) {
+	t.Run("reflink across filesystems", func(t *testing.T) {
+		dir := filepath.Join(other.Dir, "cross-clone")
+		_, err := sc.Clone(context.Background(), snap.Dir, snapclone.CloneOptions{Dir: dir, Port: pgtest.FreePort(t)})
+		require.ErrorIs(t, err, snapclone.ErrCrossFilesystem)
+		assert.Contains(t, err.Error(), snap.Dir+" (xfs)")
+		assert.Contains(t, err.Error(), dir+" (ext4)")
+		assert.NoDirExists(t, dir)
+	})
+}
+
+// portAndSpaceErrors: a port in use and a full disk each fail clearly
+// and leave nothing behind; the snapshot is untouched.
+func portAndSpaceErrors(t *testing.T, sc *snapclone.Staging, snap *snapclone.Snapshot, fss filesystems) {
+	ctx := context.Background()
+	t.Run("port in use", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		dir := filepath.Join(fss.ext4.Dir, "busy-clone")
+		_, err = sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: dir, Port: l.Addr().(*net.TCPAddr).Port, ListenAddresses: "127.0.0.1"})
+		require.ErrorIs(t, err, snapclone.ErrPortInUse)
+		assert.Contains(t, err.Error(), l.Addr().String())
+		assert.NoDirExists(t, dir)
+	})
+	t.Run("disk full", func(t *testing.T) {
+		list := func() string {
+			out, err := exec.Command("find", snap.Dir, "-printf", "%P %s %T@\n").CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			return string(out)
+		}
+		was := list()
+		dir := filepath.Join(fss.tiny.Dir, "full-clone")
+		_, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: dir, Port: pgtest.FreePort(t)})
+		require.ErrorIs(t, err, snapclone.ErrNoSpace)
+		assert.Contains(t, err.Error(), "(ext4)")
+		assert.NoDirExists(t, dir, "the partial clone is removed")
+		assert.Equal(t, was, list(), "the snapshot is untouched")
+	})
+}
