@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,20 +52,38 @@ func (s *staging) connString() string {
 }
 
 // newStaging restores b into a new data directory on fsys (a subvolume on
-// btrfs) and starts it as a streaming standby of p.
+// btrfs), each tablespace into a directory beside it, and starts it as a
+// streaming standby of p.
 func newStaging(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, fsys *pgtest.LoopFS, name string) *staging {
 	t.Helper()
 	ctx := context.Background()
 	data := filepath.Join(fsys.Dir, name)
 	_, err := snapclone.CreateDataDir(ctx, data, "")
 	require.NoError(t, err)
-	for _, f := range b.Files {
-		dest := map[string]string{"base.tar": data, "pg_wal.tar": filepath.Join(data, "pg_wal")}[f]
-		if dest == "" {
-			continue
-		}
-		out, err := exec.Command("tar", "-xf", filepath.Join(b.Location, f), "-C", dest).CombinedOutput()
+	t.Cleanup(func() { removeAll(t, data) })
+	untar := func(tarFile, dest string) {
+		out, err := exec.Command("tar", "-xf", filepath.Join(b.Location, tarFile), "-C", dest).CombinedOutput()
 		require.NoError(t, err, "%s", out)
+	}
+	untar("base.tar", data)
+	for _, f := range b.Files {
+		switch {
+		case f == "pg_wal.tar":
+			untar(f, filepath.Join(data, "pg_wal"))
+		case strings.HasSuffix(f, ".tar") && f != "base.tar":
+			// A tablespace: restored beside the data directory, never
+			// at the primary's location on this same host.
+			oid := strings.TrimSuffix(f, ".tar")
+			ts := filepath.Join(fsys.Dir, name+"-ts"+oid)
+			require.NoError(t, os.Mkdir(ts, 0o700))
+			t.Cleanup(func() { assert.NoError(t, os.RemoveAll(ts)) })
+			untar(f, ts)
+			link := filepath.Join(data, "pg_tblspc", oid)
+			require.NoError(t, os.RemoveAll(link))
+			require.NoError(t, os.Symlink(ts, link))
+			require.NoError(t, os.RemoveAll(filepath.Join(data, "tablespace_map")))
+			pgtest.Chown(t, ts)
+		}
 	}
 	pgtest.Chown(t, data)
 	st := &staging{data: data, sock: pgtest.TempDir(t), port: pgtest.FreePort(t)}
@@ -77,7 +96,6 @@ func newStaging(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, fsys *pgtest.
 			t.Logf("staging log:\n%s", st.standby.LogTail(30))
 		}
 		assert.NoError(t, st.standby.Stop(context.Background()))
-		removeAll(t, data)
 	})
 	_, err = st.standby.Setup(ctx)
 	require.NoError(t, err)
@@ -166,76 +184,125 @@ func load(t *testing.T, p *pgtest.Primary) (stop func() int64) {
 
 const fingerprint = "SELECT count(*)::text || ' ' || coalesce(md5(string_agg(id::text || note, ',' ORDER BY id)), '') FROM pgstage_rows WHERE id <= "
 
+// source is a primary and a backup of it to make stagings from.
+type source struct {
+	p *pgtest.Primary
+	b *pgtest.Backup
+}
+
+func newSource(t *testing.T, major int, tablespace bool) source {
+	t.Helper()
+	p := pgtest.StartPrimary(t, major, pgtest.Options{Tablespace: tablespace,
+		Settings: map[string]string{"max_wal_size": "64MB", "checkpoint_timeout": "30s"}})
+	return source{p, pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})}
+}
+
+// TestSnapshotCloneReal takes, for every major, a snapshot of a streaming
+// staging on btrfs, XFS and ext4 while the source is under write load, and
+// clones it: rows before the snapshot are in the clone, rows after are not,
+// the clone matches the source at its last row and takes writes, and the
+// staging keeps streaming. The staging on btrfs has no tablespace (the one
+// instant snapshot); those on XFS and ext4 have one, as has, for the first
+// major, a second one on btrfs (btrfs under the backup API).
 func TestSnapshotCloneReal(t *testing.T) {
 	fss := mountAll(t)
 	first := true
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
-		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: map[string]string{"max_wal_size": "64MB", "checkpoint_timeout": "30s"}})
-		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
+		plain, withTS := newSource(t, major, false), newSource(t, major, true)
 		errorCases := first
 		first = false
-		for _, tc := range []struct {
+		type tcase struct {
+			name   string
 			fsys   *pgtest.LoopFS
+			src    source
 			method snapclone.Method
 			cons   snapclone.Consistency
-		}{
-			{fss.btrfs, snapclone.MethodBtrfs, snapclone.ConsistentCrash},
-			{fss.xfs, snapclone.MethodReflink, snapclone.ConsistentBackup},
-			{fss.ext4, snapclone.MethodCopy, snapclone.ConsistentBackup},
-		} {
-			t.Run(tc.fsys.Type, func(t *testing.T) {
-				ctx := context.Background()
-				name := fmt.Sprintf("pg%d", major)
-				st := newStaging(t, p, b, tc.fsys, name+"-staging")
+		}
+		cases := []tcase{
+			{"btrfs", fss.btrfs, plain, snapclone.MethodBtrfs, snapclone.ConsistentCrash},
+			{"xfs", fss.xfs, withTS, snapclone.MethodReflink, snapclone.ConsistentBackup},
+			{"ext4", fss.ext4, withTS, snapclone.MethodCopy, snapclone.ConsistentBackup},
+		}
+		if errorCases {
+			cases = append(cases, tcase{"btrfs-tablespace", fss.btrfs, withTS, snapclone.MethodBtrfs, snapclone.ConsistentBackup})
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				p := tc.src.p
+				name := fmt.Sprintf("pg%d-%s", major, tc.name)
+				st := newStaging(t, p, tc.src.b, tc.fsys, name+"-staging")
 				sc, err := snapclone.New(snapclone.Config{DataDir: st.data, BinDir: p.BinDir, ConnString: st.connString()})
 				require.NoError(t, err)
-
-				before := p.InsertRows(t, 100)
-				st.replayed(t, before)
-				stopLoad := load(t, p)
-				time.Sleep(200 * time.Millisecond) // let the load run into the snapshot
-				snap, err := sc.Snapshot(ctx, filepath.Join(tc.fsys.Dir, name+"-snap"))
-				loaded := stopLoad()
-				require.NoError(t, err)
-				t.Cleanup(func() { assert.NoError(t, sc.DeleteSnapshot(context.Background(), snap.Dir)) })
-				assert.Equal(t, tc.method, snap.Method)
-				assert.Equal(t, tc.cons, snap.Consistency)
-				assert.Positive(t, loaded, "the load inserted rows")
-				after := p.InsertRows(t, 10)
-
-				c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(tc.fsys.Dir, name+"-clone"), Port: pgtest.FreePort(t), ListenAddresses: "127.0.0.1"})
-				require.NoError(t, err)
-				t.Cleanup(func() {
-					if t.Failed() {
-						t.Logf("clone log:\n%s", pgtest.Tail(c.LogFile, 30))
-					}
-					assert.NoError(t, sc.DestroyClone(context.Background(), c.Dir))
-					assert.NoDirExists(t, c.Dir)
-				})
-				cs := c.ConnString() + " user=postgres sslmode=disable"
-				marker, err := strconv.ParseInt(query(t, cs, "SELECT max(id)::text FROM pgstage_rows"), 10, 64)
-				require.NoError(t, err)
-				assert.GreaterOrEqual(t, marker, before, "rows written before the snapshot are in the clone")
-				assert.Less(t, marker, after-9, "rows written after the snapshot are not in the clone")
-				assert.Equal(t, query(t, p.ConnString(), fingerprint+strconv.FormatInt(marker, 10)), query(t, cs, fingerprint+strconv.FormatInt(marker, 10)),
-					"the clone's table matches the source's up to its last row %d", marker)
-				assert.Equal(t, "false", query(t, cs, "SELECT pg_is_in_recovery()::text"))
-				query(t, cs, "INSERT INTO pgstage_rows (note) VALUES ('on the clone') RETURNING id::text")
-				assert.Equal(t, "0", query(t, st.connString(), "SELECT count(*)::text FROM pgstage_rows WHERE note = 'on the clone'"))
-				st.replayed(t, after)
-				st.streaming(t)
-
+				snap, c := snapshotAndClone(t, sc, st, p, tc.fsys, name, tc.method, tc.cons)
+				if p.TablespaceDir != "" {
+					cs := c.ConnString() + " user=postgres sslmode=disable"
+					require.Len(t, c.Tablespaces, 1)
+					assert.True(t, strings.HasPrefix(c.Tablespaces[0].Path, c.Dir+"/"), "the clone's tablespace %s is its own", c.Tablespaces[0].Path)
+					link, err := os.Readlink(filepath.Join(c.DataDir, "pg_tblspc", c.Tablespaces[0].OID))
+					require.NoError(t, err)
+					assert.Equal(t, c.Tablespaces[0].Path, link)
+					assert.Equal(t, "in a tablespace", query(t, cs, "SELECT string_agg(note, ',') FROM pgstage_ts_rows"))
+					query(t, cs, "INSERT INTO pgstage_ts_rows (note) VALUES ('clone') RETURNING id::text")
+					assert.Equal(t, "1", query(t, st.connString(), "SELECT count(*)::text FROM pgstage_ts_rows"))
+				}
 				if errorCases {
-					switch tc.fsys {
-					case fss.xfs:
+					switch tc.name {
+					case "xfs":
 						crossFSError(t, sc, snap, fss.ext4)
-					case fss.ext4:
+					case "ext4":
 						portAndSpaceErrors(t, sc, snap, fss)
 					}
 				}
 			})
 		}
 	})
+}
+
+// snapshotAndClone snapshots the staging while p takes inserts, clones
+// the snapshot and checks what the clone holds.
+func snapshotAndClone(t *testing.T, sc *snapclone.Staging, st *staging, p *pgtest.Primary, fsys *pgtest.LoopFS, name string,
+	method snapclone.Method, cons snapclone.Consistency) (*snapclone.Snapshot, *snapclone.Clone) {
+	t.Helper()
+	ctx := context.Background()
+	before := p.InsertRows(t, 100)
+	st.replayed(t, before)
+	stopLoad := load(t, p)
+	// The load must run into the snapshot: wait until the staging has
+	// replayed some of it.
+	st.replayed(t, before+20)
+	snap, err := sc.Snapshot(ctx, filepath.Join(fsys.Dir, name+"-snap"))
+	stopLoad()
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		assert.NoError(t, sc.DeleteSnapshot(context.Background(), snap.Dir))
+		assert.NoDirExists(t, snap.Dir)
+	})
+	assert.Equal(t, method, snap.Method)
+	assert.Equal(t, cons, snap.Consistency)
+	after := p.InsertRows(t, 10)
+
+	c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(fsys.Dir, name+"-clone"), Port: pgtest.FreePort(t), ListenAddresses: "127.0.0.1"})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("clone log:\n%s", pgtest.Tail(c.LogFile, 30))
+		}
+		assert.NoError(t, sc.DestroyClone(context.Background(), c.Dir))
+		assert.NoDirExists(t, c.Dir)
+	})
+	cs := c.ConnString() + " user=postgres sslmode=disable"
+	marker, err := strconv.ParseInt(query(t, cs, "SELECT max(id)::text FROM pgstage_rows"), 10, 64)
+	require.NoError(t, err)
+	assert.Greater(t, marker, before, "rows written before the snapshot, and some of the load, are in the clone")
+	assert.Less(t, marker, after-9, "rows written after the snapshot are not in the clone")
+	assert.Equal(t, query(t, p.ConnString(), fingerprint+strconv.FormatInt(marker, 10)), query(t, cs, fingerprint+strconv.FormatInt(marker, 10)),
+		"the clone's table matches the source's up to its last row %d", marker)
+	assert.Equal(t, "false", query(t, cs, "SELECT pg_is_in_recovery()::text"))
+	query(t, cs, "INSERT INTO pgstage_rows (note) VALUES ('on the clone') RETURNING id::text")
+	assert.Equal(t, "0", query(t, st.connString(), "SELECT count(*)::text FROM pgstage_rows WHERE note = 'on the clone'"))
+	st.replayed(t, after)
+	st.streaming(t)
+	return snap, c
 }
 
 // crossFSError: a reflink snapshot on XFS cloned onto ext4 fails naming
