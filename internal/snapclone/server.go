@@ -99,15 +99,24 @@ func askInRecovery(ctx context.Context, c *Clone, user string) (bool, error) {
 func (s *Staging) startError(c *Clone, err error) error {
 	e := &StartError{DataDir: c.DataDir, LogFile: c.LogFile, Err: err}
 	if f, ferr := os.Open(c.LogFile); ferr == nil {
-		var lines []string
+		var lines, confErrs []string
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if e.Reason == "" && (strings.Contains(sc.Text(), "FATAL:") || strings.Contains(sc.Text(), "PANIC:")) {
-				e.Reason = strings.TrimSpace(sc.Text())
+			line := sc.Text()
+			lines = append(lines, line)
+			switch {
+			case e.Reason == "" && (strings.Contains(line, "FATAL:") || strings.Contains(line, "PANIC:")):
+				e.Reason = strings.TrimSpace(line)
+			case strings.Contains(line, "configuration parameter") || strings.Contains(line, "for parameter \"") ||
+				strings.Contains(line, "syntax error in file"):
+				// What "configuration file ... contains errors" is about.
+				confErrs = append(confErrs, strings.TrimSpace(line))
 			}
 		}
 		f.Close()
+		if len(confErrs) > 0 {
+			e.Reason = strings.Join(append(confErrs, e.Reason), "; ")
+		}
 		e.LogTail = strings.Join(lines[max(len(lines)-30, 0):], "\n")
 	}
 	for _, sign := range []string{"could not bind", "Address already in use", "could not create any TCP/IP sockets", "could not create lock file", "lock file \"/"} {

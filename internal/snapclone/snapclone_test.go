@@ -3,6 +3,7 @@ package snapclone_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,6 +186,41 @@ func load(t *testing.T, p *pgtest.Primary) (stop func() int64) {
 
 const fingerprint = "SELECT count(*)::text || ' ' || coalesce(md5(string_agg(id::text || note, ',' ORDER BY id)), '') FROM pgstage_rows WHERE id <= "
 
+// secretEnv is set in the test's environment: the clone server must not
+// inherit it.
+const secretEnv = "PGPASSWORD=do-not-inherit"
+
+// serverEnvironment checks that the clone's postmaster runs as the OS user
+// with none of this process's environment.
+func serverEnvironment(t *testing.T, c *snapclone.Clone) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.DataDir, "postmaster.pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	require.NoError(t, err)
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	require.NoError(t, err)
+	assert.NotContains(t, string(env), secretEnv)
+	assert.NotContains(t, string(env), "GOPATH=")
+	fi, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	require.NoError(t, err)
+	assert.Equal(t, uint32(pgtest.OSUser(t).UID), fi.Sys().(*syscall.Stat_t).Uid, "the clone runs as the OS user")
+}
+
+// testLog passes the package's log to the test's and counts warnings.
+type testLog struct {
+	t        *testing.T
+	warnings atomic.Int64
+}
+
+func (l *testLog) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), "level=WARN") {
+		l.warnings.Add(1)
+	}
+	l.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
 // source is a primary and a backup of it to make stagings from.
 type source struct {
 	p *pgtest.Primary
@@ -205,6 +242,8 @@ func newSource(t *testing.T, major int, tablespace bool) source {
 // instant snapshot); those on XFS and ext4 have one, as has, for the first
 // major, a second one on btrfs (btrfs under the backup API).
 func TestSnapshotCloneReal(t *testing.T) {
+	k, v, _ := strings.Cut(secretEnv, "=")
+	t.Setenv(k, v)
 	fss := mountAll(t)
 	first := true
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
@@ -231,9 +270,12 @@ func TestSnapshotCloneReal(t *testing.T) {
 				p := tc.src.p
 				name := fmt.Sprintf("pg%d-%s", major, tc.name)
 				st := newStaging(t, p, tc.src.b, tc.fsys, name+"-staging")
-				sc, err := snapclone.New(snapclone.Config{DataDir: st.data, BinDir: p.BinDir, ConnString: st.connString()})
+				logs := &testLog{t: t}
+				sc, err := snapclone.New(snapclone.Config{DataDir: st.data, BinDir: p.BinDir, ConnString: st.connString(),
+					Logger: slog.New(slog.NewTextHandler(logs, nil))})
 				require.NoError(t, err)
 				snap, c := snapshotAndClone(t, sc, st, p, tc.fsys, name, tc.method, tc.cons)
+				assert.Zero(t, logs.warnings.Load(), "no warning (a slot that could not hold the WAL)")
 				if p.TablespaceDir != "" {
 					cs := c.ConnString() + " user=postgres sslmode=disable"
 					require.Len(t, c.Tablespaces, 1)
@@ -281,7 +323,8 @@ func snapshotAndClone(t *testing.T, sc *snapclone.Staging, st *staging, p *pgtes
 	assert.Equal(t, cons, snap.Consistency)
 	after := p.InsertRows(t, 10)
 
-	c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(fsys.Dir, name+"-clone"), Port: pgtest.FreePort(t), ListenAddresses: "127.0.0.1"})
+	c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(fsys.Dir, name+"-clone"), Port: pgtest.FreePort(t),
+		ListenAddresses: "127.0.0.1", Settings: map[string]string{"work_mem": "7MB", "application_name": "a clone's"}})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -298,6 +341,16 @@ func snapshotAndClone(t *testing.T, sc *snapclone.Staging, st *staging, p *pgtes
 	assert.Equal(t, query(t, p.ConnString(), fingerprint+strconv.FormatInt(marker, 10)), query(t, cs, fingerprint+strconv.FormatInt(marker, 10)),
 		"the clone's table matches the source's up to its last row %d", marker)
 	assert.Equal(t, "false", query(t, cs, "SELECT pg_is_in_recovery()::text"))
+	assert.Equal(t, "7MB", query(t, cs, "SHOW work_mem"), "the caller's settings")
+	assert.Equal(t, "a clone's", query(t, cs, "SELECT current_setting('application_name')"))
+	assert.Equal(t, strconv.Itoa(c.Port), query(t, cs, "SHOW port"))
+	assert.Equal(t, "0", query(t, cs, "SELECT count(*)::text FROM pg_stat_wal_receiver"), "the clone follows no one")
+	if p.Major >= 12 {
+		assert.Empty(t, query(t, cs, "SHOW primary_conninfo"))
+	}
+	assert.NoFileExists(t, filepath.Join(c.DataDir, "standby.signal"))
+	assert.NoFileExists(t, filepath.Join(c.DataDir, "recovery.conf"))
+	serverEnvironment(t, c)
 	query(t, cs, "INSERT INTO pgstage_rows (note) VALUES ('on the clone') RETURNING id::text")
 	assert.Equal(t, "0", query(t, st.connString(), "SELECT count(*)::text FROM pgstage_rows WHERE note = 'on the clone'"))
 	st.replayed(t, after)
@@ -330,6 +383,20 @@ func portAndSpaceErrors(t *testing.T, sc *snapclone.Staging, snap *snapclone.Sna
 		_, err = sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: dir, Port: l.Addr().(*net.TCPAddr).Port, ListenAddresses: "127.0.0.1"})
 		require.ErrorIs(t, err, snapclone.ErrPortInUse)
 		assert.Contains(t, err.Error(), l.Addr().String())
+		assert.NoDirExists(t, dir)
+	})
+	t.Run("snapshot disk full", func(t *testing.T) {
+		dir := filepath.Join(fss.tiny.Dir, "full-snap")
+		_, err := sc.Snapshot(ctx, dir)
+		require.ErrorIs(t, err, snapclone.ErrNoSpace)
+		assert.Contains(t, err.Error(), "(ext4)")
+		assert.NoDirExists(t, dir, "the partial snapshot is removed")
+	})
+	t.Run("server refuses a setting", func(t *testing.T) {
+		dir := filepath.Join(fss.ext4.Dir, "bad-clone")
+		_, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: dir, Port: pgtest.FreePort(t), Settings: map[string]string{"shared_buffers": "lots"}})
+		require.ErrorIs(t, err, snapclone.ErrStart)
+		assert.Contains(t, err.Error(), "shared_buffers")
 		assert.NoDirExists(t, dir)
 	})
 	t.Run("disk full", func(t *testing.T) {
