@@ -168,11 +168,11 @@ func checkCloneFS(snap *Snapshot, dir string) error {
 	}
 	dt, _ := FSType(dir)
 	if cross {
-		return &FSError{Path: snap.Dir, FSType: snap.FSType, OtherPath: dir, OtherFSType: dt,
+		return &fsError{Path: snap.Dir, FSType: snap.FSType, OtherPath: dir, OtherFSType: dt,
 			What: "a " + string(snap.Method) + " clone must be on its snapshot's filesystem",
 			Hint: "choose a clone directory on the snapshot's filesystem (or take a copy-method snapshot to clone elsewhere)", Err: ErrCrossFilesystem}
 	}
-	return &FSError{Path: dir, FSType: dt, What: "this filesystem cannot clone files (FICLONE refused)",
+	return &fsError{Path: dir, FSType: dt, What: "this filesystem cannot clone files (FICLONE refused)",
 		Hint: "choose a clone directory on the snapshot's filesystem", Err: ErrMethod}
 }
 

@@ -194,13 +194,13 @@ func syncFS(dir string) error {
 	return unix.Syncfs(int(f.Fd()))
 }
 
-// noSpace turns a copy's ENOSPC or EDQUOT into an FSError naming the
+// noSpace turns a copy's ENOSPC or EDQUOT into an fsError naming the
 // destination's filesystem; other errors pass through.
 func noSpace(err error, dst, what string) error {
 	if !errors.Is(err, unix.ENOSPC) && !errors.Is(err, unix.EDQUOT) {
 		return err
 	}
 	t, _ := FSType(filepath.Dir(dst))
-	return &FSError{Path: dst, FSType: t, What: what + ": the filesystem is full", Cause: err,
+	return &fsError{Path: dst, FSType: t, What: what + ": the filesystem is full", Cause: err,
 		Hint: "what was copied is removed; free space there or choose a directory on a larger filesystem", Err: ErrNoSpace}
 }

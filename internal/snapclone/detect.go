@@ -139,7 +139,7 @@ func probeReflink(src, dir string) (ok, crossFS bool, err error) {
 // picks one) and says why not, naming the filesystem and what to do.
 func resolveMethod(asked Method, d Detection, dataDir, destDir string) (Method, error) {
 	fsErr := func(what, hint string) error {
-		return &FSError{Path: dataDir, FSType: d.FSType, What: what, Hint: hint, Err: ErrMethod}
+		return &fsError{Path: dataDir, FSType: d.FSType, What: what, Hint: hint, Err: ErrMethod}
 	}
 	switch asked {
 	case MethodAuto:
@@ -152,12 +152,12 @@ func resolveMethod(asked Method, d Detection, dataDir, destDir string) (Method, 
 			return "", fsErr("btrfs snapshots need the data directory to be a subvolume", "create the staging's data directory with CreateDataDir (btrfs subvolume create), or use the reflink method")
 		}
 		if d.CrossFS {
-			return "", &FSError{Path: dataDir, FSType: d.FSType, OtherPath: destDir, OtherFSType: d.DestFSType,
+			return "", &fsError{Path: dataDir, FSType: d.FSType, OtherPath: destDir, OtherFSType: d.DestFSType,
 				What: "a btrfs snapshot must be on the filesystem of its subvolume", Hint: "put the snapshot directory on the staging's filesystem", Err: ErrCrossFilesystem}
 		}
 	case MethodReflink:
 		if d.CrossFS {
-			return "", &FSError{Path: dataDir, FSType: d.FSType, OtherPath: destDir, OtherFSType: d.DestFSType,
+			return "", &fsError{Path: dataDir, FSType: d.FSType, OtherPath: destDir, OtherFSType: d.DestFSType,
 				What: "reflink cannot cross filesystems", Hint: "put the destination on the same filesystem, or use the copy method", Err: ErrCrossFilesystem}
 		}
 		if !d.Reflink {

@@ -36,9 +36,9 @@ var (
 	ErrNotClone    = errors.New("snapclone: not a clone")
 )
 
-// FSError says which filesystem, at which path, cannot do what was asked,
+// fsError says which filesystem, at which path, cannot do what was asked,
 // and what to do.
-type FSError struct {
+type fsError struct {
 	Path   string
 	FSType string
 	// Other names the second side of a cross-filesystem failure.
@@ -49,7 +49,7 @@ type FSError struct {
 	Cause                  error  // the system error, if any
 }
 
-func (e *FSError) Error() string {
+func (e *fsError) Error() string {
 	msg := fmt.Sprintf("snapclone: %s: %s (%s)", e.What, e.Path, e.FSType)
 	if e.OtherPath != "" {
 		msg += fmt.Sprintf(" and %s (%s)", e.OtherPath, e.OtherFSType)
@@ -63,7 +63,7 @@ func (e *FSError) Error() string {
 	return msg
 }
 
-func (e *FSError) Unwrap() []error {
+func (e *fsError) Unwrap() []error {
 	if e.Cause == nil {
 		return []error{e.Err}
 	}
