@@ -173,11 +173,23 @@ func walSegmentName(segno uint64, segSize int64) string {
 	return fmt.Sprintf("%08X%08X", segno/perID, segno%perID)
 }
 
+// lastSegment is the segment holding the last byte before stop: a stop
+// point on a segment boundary needs nothing of the next one.
+func lastSegment(stop uint64, segSize int64) uint64 {
+	if stop > 0 {
+		stop--
+	}
+	return stop / uint64(segSize)
+}
+
 var walFileRE = regexp.MustCompile(`^[0-9A-F]{24}$`)
 
 // walFilter returns the exclude function that copies, of a WAL directory,
-// the timeline history files and the segments from the start segment on.
-func walFilter(startFile string) func(rel string, dir bool) (bool, bool) {
+// the timeline history files and the segments from the start point's to
+// the stop point's: not the recycled ones, renamed ahead for reuse.
+func walFilter(res backupResult, segSize int64) func(rel string, dir bool) (bool, bool) {
+	first := res.startFile[8:]
+	last := walSegmentName(lastSegment(res.stopLSN, segSize), segSize)
 	return func(rel string, dir bool) (bool, bool) {
 		if dir {
 			return false, true // archive_status: made, empty
@@ -187,7 +199,7 @@ func walFilter(startFile string) func(rel string, dir bool) (bool, bool) {
 			return false, false
 		}
 		if walFileRE.MatchString(name) {
-			return name[8:] < startFile[8:], false
+			return name[8:] < first || name[8:] > last, false
 		}
 		return true, false // xlogtemp.*, .partial, ...
 	}
@@ -206,12 +218,8 @@ func checkWAL(walDir string, res backupResult, segSize int64) error {
 			have[e.Name()[8:]] = true
 		}
 	}
-	last := res.stopLSN
-	if last > 0 {
-		last-- // a stop point on a segment boundary needs nothing of the next
-	}
 	var missing []error
-	for seg := res.startLSN / uint64(segSize); seg <= last/uint64(segSize); seg++ {
+	for seg := res.startLSN / uint64(segSize); seg <= lastSegment(res.stopLSN, segSize); seg++ {
 		if name := walSegmentName(seg, segSize); !have[name] {
 			missing = append(missing, fmt.Errorf("segment ...%s", name))
 		}

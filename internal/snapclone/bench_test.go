@@ -2,6 +2,7 @@ package snapclone_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -57,6 +58,9 @@ func TestBenchSnapshotClone(t *testing.T) {
 	p.Exec(t, "CHECKPOINT")
 	bk := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
 	for _, fsys := range fss {
+		if os.Getenv("ONLY") != "" && os.Getenv("ONLY") != fsys.Type {
+			continue
+		}
 		t.Run(fsys.Type, func(t *testing.T) {
 			st := newStaging(t, p, bk, fsys, "staging")
 			du, err := exec.Command("du", "-sb", st.data).Output()
@@ -72,6 +76,16 @@ func TestBenchSnapshotClone(t *testing.T) {
 				snapTime := time.Since(t0)
 				t0 = time.Now()
 				c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(fsys.Dir, fmt.Sprintf("clone%d", i)), Port: pgtest.FreePort(t), ListenAddresses: "127.0.0.1"})
+				var se *snapclone.StartError
+				if errors.As(err, &se) {
+					t.Logf("clone log:\n%s", se.LogTail)
+					b, _ := os.ReadFile(filepath.Join(snap.DataDir, "backup_label"))
+					t.Logf("snapshot's backup_label:\n%s", b)
+					out, _ := exec.Command("/usr/lib/postgresql/15/bin/pg_controldata", snap.DataDir).CombinedOutput()
+					t.Logf("%s", out)
+					out, _ = exec.Command("ls", "-la", filepath.Join(snap.DataDir, "pg_wal")).CombinedOutput()
+					t.Logf("%s %+v", out, snap)
+				}
 				require.NoError(t, err)
 				cloneTime := time.Since(t0)
 				t.Logf("bench: %s %s round %d: snapshot %.3f s (%s, extra %.1f MiB), clone ready %.3f s (extra %.1f MiB)",

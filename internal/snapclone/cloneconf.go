@@ -12,8 +12,19 @@ import (
 )
 
 // recoveryPlan is how a clone of a snapshot with consistency cons is
-// opened at its consistent point: settings for the configuration, and the
-// files to write (name -> content).
+// opened: settings for the configuration, and the files to write (name ->
+// content).
+//
+// A snapshot with a backup_label gets archive recovery (recovery.signal,
+// or recovery.conf before 12) with no target: it replays the WAL the
+// snapshot holds, which ends in the segment of the backup's stop point,
+// refuses to open if that does not reach consistency ("WAL ends before
+// consistent recovery point"), and at its end promotes. A target of
+// 'immediate' is not used: when the stop point falls on a segment boundary
+// (an idle source's last record a segment switch) and the next segment
+// does not exist yet, recovery reaches consistency only after the last
+// record, never checks the target again and fails with "recovery ended
+// before configured recovery target was reached".
 func recoveryPlan(r rules, cons Consistency) (settings [][2]string, files map[string]string) {
 	if cons != ConsistentBackup {
 		// Crash recovery replays what pg_wal holds and opens read-write.
@@ -21,14 +32,10 @@ func recoveryPlan(r rules, cons Consistency) (settings [][2]string, files map[st
 	}
 	// Archive recovery needs a restore_command, even with all the WAL in
 	// pg_wal: one that always fails sends the server there.
-	rec := [][2]string{
-		{"restore_command", "false"},
-		{"recovery_target", "immediate"},
-		r.promote,
-	}
+	rec := [][2]string{{"restore_command", "false"}}
 	if r.recoveryConf {
 		var b strings.Builder
-		b.WriteString("# pgstage clone: recover to the snapshot's consistent point, then promote\n")
+		b.WriteString("# pgstage clone: replay the snapshot's WAL, then promote\n")
 		for _, kv := range rec {
 			fmt.Fprintf(&b, "%s = %s\n", kv[0], pgconf.Quote(kv[1]))
 		}

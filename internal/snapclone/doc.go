@@ -63,10 +63,12 @@
 // (its own port and socket directory, archive_mode off, no synchronous
 // standby, the caller's settings; the standby settings commented out), and
 // opens it at the snapshot's consistent point: a snapshot with a
-// backup_label gets recovery.signal (12+) or recovery.conf (before 12)
-// with recovery_target = 'immediate' and recovery_target_action = 'promote'
-// (a restore_command that always fails, since archive recovery requires
-// one); a btrfs or stopped snapshot gets crash recovery. The server is
+// backup_label gets archive recovery (recovery.signal 12+, recovery.conf
+// before) of the WAL it holds, which ends in the segment of the backup's
+// stop point, then promotes (a restore_command that always fails, since
+// archive recovery requires one; no recovery_target = 'immediate', which
+// fails when the stop point is a segment boundary: see recoveryPlan); a
+// btrfs or stopped snapshot gets crash recovery. The server is
 // started with pg_ctl as the unprivileged OS user, with PATH and LANG as
 // its whole environment, and Clone returns once it accepts writes. A
 // failure stops and removes what the clone made; the snapshot and the

@@ -115,6 +115,8 @@ func freeBytes(dir string) int64 {
 // it was made: writes by others on the same filesystem in that time count
 // too, and later divergence is not seen.
 func extraBytes(ctx context.Context, dir string, freeBefore int64) (int64, string) {
+	// Delayed allocation: what is not on disk yet is not counted yet.
+	_ = syncFS(dir)
 	if t, _ := FSType(dir); t == "btrfs" {
 		if n, err := exclusiveBytes(ctx, dir); err == nil {
 			return n, sizeBtrfsDU

@@ -287,6 +287,9 @@ func TestSnapshotCloneReal(t *testing.T) {
 					query(t, cs, "INSERT INTO pgstage_ts_rows (note) VALUES ('clone') RETURNING id::text")
 					assert.Equal(t, "1", query(t, st.connString(), "SELECT count(*)::text FROM pgstage_ts_rows"))
 				}
+				if tc.name == "xfs" {
+					segmentBoundary(t, sc, st, p, tc.fsys, name)
+				}
 				if errorCases {
 					switch tc.name {
 					case "xfs":
@@ -356,6 +359,32 @@ func snapshotAndClone(t *testing.T, sc *snapclone.Staging, st *staging, p *pgtes
 	st.replayed(t, after)
 	st.streaming(t)
 	return snap, c
+}
+
+// segmentBoundary: a snapshot of an idle staging right after a WAL switch
+// (its stop point on a segment boundary, the next segment not there yet)
+// makes a clone that opens: this once failed with "recovery ended before
+// configured recovery target was reached" under recovery_target = 'immediate'.
+func segmentBoundary(t *testing.T, sc *snapclone.Staging, st *staging, p *pgtest.Primary, fsys *pgtest.LoopFS, name string) {
+	t.Run("segment boundary", func(t *testing.T) {
+		ctx := context.Background()
+		last := p.InsertRows(t, 1)
+		p.Exec(t, "SELECT pg_switch_wal()")
+		end := query(t, p.ConnString(), "SELECT pg_current_wal_lsn()::text")
+		deadline := time.Now().Add(time.Minute)
+		for query(t, st.connString(), "SELECT (pg_last_wal_replay_lsn() >= '"+end+"')::text") != "true" {
+			require.True(t, time.Now().Before(deadline), "the staging never replayed up to %s", end)
+			time.Sleep(20 * time.Millisecond)
+		}
+		snap, err := sc.Snapshot(ctx, filepath.Join(fsys.Dir, name+"-idle-snap"))
+		require.NoError(t, err)
+		defer func() { assert.NoError(t, sc.DeleteSnapshot(ctx, snap.Dir)) }()
+		t.Logf("stop point %s (WAL switched at %s)", snap.StopLSN, end)
+		c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(fsys.Dir, name+"-idle-clone"), Port: pgtest.FreePort(t)})
+		require.NoError(t, err)
+		defer func() { assert.NoError(t, sc.DestroyClone(ctx, c.Dir)) }()
+		assert.Equal(t, strconv.FormatInt(last, 10), query(t, c.ConnString()+" user=postgres sslmode=disable", "SELECT max(id)::text FROM pgstage_rows"))
+	})
 }
 
 // crossFSError: a reflink snapshot on XFS cloned onto ext4 fails naming

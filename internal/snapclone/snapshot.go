@@ -156,7 +156,7 @@ func (s *Staging) copyData(ctx context.Context, snap *Snapshot, r rules, spaces 
 			return err
 		}
 		snap.StartLSN, snap.StopLSN = formatLSN(res.startLSN), formatLSN(res.stopLSN)
-		walOpts.exclude = walFilter(res.startFile)
+		walOpts.exclude = walFilter(res, sess.segSize)
 	}
 	// WAL last, after the stop: it must reach the stop point.
 	if err := copyTree(ctx, walSrc, walDst, walOpts); err != nil {

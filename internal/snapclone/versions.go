@@ -22,10 +22,6 @@ type rules struct {
 	// holding them.
 	signalFile   string
 	recoveryConf bool
-	// promote is the setting that ends recovery at the target with a
-	// promotion: recovery_target_action (9.5+), pause_at_recovery_target
-	// off (9.4; without hot standby it does not pause anyway).
-	promote [2]string
 	// standbySettings are the recovery and standby settings of the
 	// configuration (12+) that a clone must not keep: a clone follows no
 	// one and is its own primary.
@@ -53,22 +49,16 @@ const (
 	slotSQL10  = "SELECT pg_create_physical_replication_slot($1, true, true)"
 )
 
-var (
-	promoteAction = [2]string{"recovery_target_action", "promote"}
-	promote94     = [2]string{"pause_at_recovery_target", "false"}
-)
-
 var versionRules = pgver.Table[rules]{
-	{Range: pgver.Range{From: pgver.V9_4, To: pgver.V9_5}, Rules: rules{walDir: "pg_xlog", recoveryConf: true, promote: promote94}},
-	{Range: pgver.Range{From: pgver.V9_5, To: pgver.V9_6}, Rules: rules{walDir: "pg_xlog", recoveryConf: true, promote: promoteAction}},
+	{Range: pgver.Range{From: pgver.V9_4, To: pgver.V9_6}, Rules: rules{walDir: "pg_xlog", recoveryConf: true}},
 	{Range: pgver.Range{From: pgver.V9_6, To: pgver.V10}, Rules: rules{backupAPI: true, startSQL: startSQL96, stopSQL: stopSQL96,
-		slotSQL: slotSQL96, walDir: "pg_xlog", recoveryConf: true, promote: promoteAction}},
+		slotSQL: slotSQL96, walDir: "pg_xlog", recoveryConf: true}},
 	{Range: pgver.Range{From: pgver.V10, To: pgver.V12}, Rules: rules{backupAPI: true, startSQL: startSQL96, stopSQL: stopSQL10,
-		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", recoveryConf: true, promote: promoteAction}},
+		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", recoveryConf: true}},
 	{Range: pgver.Range{From: pgver.V12, To: pgver.V15}, Rules: rules{backupAPI: true, startSQL: startSQL96, stopSQL: stopSQL10,
-		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", signalFile: "recovery.signal", promote: promoteAction, standbySettings: standbySettings12}},
+		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", signalFile: "recovery.signal", standbySettings: standbySettings12}},
 	{Range: pgver.Since(pgver.V15), Rules: rules{backupAPI: true, startSQL: startSQL15, stopSQL: stopSQL15,
-		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", signalFile: "recovery.signal", promote: promoteAction, standbySettings: standbySettings12}},
+		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", signalFile: "recovery.signal", standbySettings: standbySettings12}},
 }
 
 // rulesFor returns the rules of a supported major.
