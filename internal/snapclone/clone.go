@@ -144,7 +144,7 @@ func (s *Staging) Clone(ctx context.Context, snapshotDir string, opts CloneOptio
 		return nil, err
 	}
 	c.Ready = time.Since(start)
-	c.ExtraBytes, c.SizeMeasure = extraBytes(ctx, opts.Dir, freeBefore)
+	c.ExtraBytes, c.SizeMeasure = extraBytes(ctx, opts.Dir, c.Method, freeBefore)
 	if err := writeMeta(filepath.Join(opts.Dir, cloneMeta), c); err != nil {
 		return nil, noSpace(fmt.Errorf("snapclone: %w", err), opts.Dir, "writing the clone's description")
 	}

@@ -78,11 +78,12 @@
 // # Size
 //
 // Snapshot.ExtraBytes and Clone.ExtraBytes are the disk each added when it
-// was made. On btrfs it is what `btrfs filesystem du` reports as exclusive
-// (extents no other file shares: what deleting it would free). Elsewhere it
-// is the fall in the filesystem's free space (statfs) while it was made,
-// which counts other writes to that filesystem meanwhile (the staging's
-// own WAL among them).
+// was made (SizeMeasure says how). On btrfs it is what `btrfs filesystem
+// du` reports as exclusive (extents no other file shares: what deleting it
+// would free). A copy counts the blocks allocated to its files. A reflink
+// copy elsewhere (XFS) counts the fall in the filesystem's free space
+// (statfs) while it was made, which includes other writes to that
+// filesystem meanwhile (the staging's own WAL among them).
 //
 // ZFS and LVM thin snapshots are not implemented: they cannot be tested
 // here (no kernel modules).

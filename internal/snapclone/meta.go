@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -96,6 +97,7 @@ func (c *Clone) ConnString() string {
 const (
 	sizeBtrfsDU   = "btrfs filesystem du: exclusive bytes"
 	sizeFreeDelta = "free space before minus after (statfs)"
+	sizeAllocated = "blocks allocated to its files (du)"
 )
 
 // freeBytes is the space unprivileged users can still use on dir's
@@ -108,13 +110,14 @@ func freeBytes(dir string) int64 {
 	return int64(st.Bavail) * st.Bsize
 }
 
-// extraBytes measures the disk a new snapshot or clone in dir added. On
-// btrfs, `btrfs filesystem du` counts the extents only dir holds (zero for
-// a fresh snapshot: every extent is shared), and stays true later (it
-// grows as the staging diverges). Elsewhere, the fall of free space while
-// it was made: writes by others on the same filesystem in that time count
-// too, and later divergence is not seen.
-func extraBytes(ctx context.Context, dir string, freeBefore int64) (int64, string) {
+// extraBytes measures the disk a new snapshot or clone in dir, made by
+// method, added. On btrfs, `btrfs filesystem du` counts the extents only
+// dir holds (zero for a fresh snapshot: every extent is shared), and stays
+// true later (it grows as the staging diverges). A copy holds every block
+// it allocated: their sum (du). A reflink copy elsewhere shares blocks
+// that only the filesystem can tell apart: the fall of free space while it
+// was made, in which writes by others on the same filesystem count too.
+func extraBytes(ctx context.Context, dir string, method Method, freeBefore int64) (int64, string) {
 	// Delayed allocation: what is not on disk yet is not counted yet.
 	_ = syncFS(dir)
 	if t, _ := FSType(dir); t == "btrfs" {
@@ -122,7 +125,25 @@ func extraBytes(ctx context.Context, dir string, freeBefore int64) (int64, strin
 			return n, sizeBtrfsDU
 		}
 	}
+	if method == MethodCopy {
+		return allocatedBytes(dir), sizeAllocated
+	}
 	return max(freeBefore-freeBytes(dir), 0), sizeFreeDelta
+}
+
+// allocatedBytes sums the blocks allocated to the files under dir.
+func allocatedBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			n += fi.Sys().(*syscall.Stat_t).Blocks * 512
+		}
+		return nil
+	})
+	return n
 }
 
 func writeMeta(path string, v any) error {

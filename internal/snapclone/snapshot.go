@@ -97,7 +97,7 @@ func (s *Staging) Snapshot(ctx context.Context, dir string) (*Snapshot, error) {
 		}
 	}
 	snap.Took = time.Since(start)
-	snap.ExtraBytes, snap.SizeMeasure = extraBytes(ctx, dir, freeBefore)
+	snap.ExtraBytes, snap.SizeMeasure = extraBytes(ctx, dir, snap.Method, freeBefore)
 	if err := writeMeta(filepath.Join(dir, snapshotMeta), snap); err != nil {
 		return nil, noSpace(fmt.Errorf("snapclone: %w", err), dir, "writing the snapshot's description")
 	}
