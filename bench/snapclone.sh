@@ -5,7 +5,8 @@
 #
 #   bench/snapclone.sh        PostgreSQL: the last major of PGSTAGE_PG_VERSIONS
 #                             (default 18); PGSTAGE_SNAP_BENCH_GIB (default 1),
-#                             PGSTAGE_BENCH_RUNS rounds per filesystem (default 3)
+#                             PGSTAGE_BENCH_RUNS rounds per filesystem (default 3),
+#                             PGSTAGE_SNAP_BENCH_FS="btrfs,xfs" to leave some out
 #
 # The driver is TestBenchSnapshotClone in internal/snapclone/bench_test.go.
 set -euo pipefail

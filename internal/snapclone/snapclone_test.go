@@ -229,8 +229,14 @@ type source struct {
 
 func newSource(t *testing.T, major int, tablespace bool) source {
 	t.Helper()
-	p := pgtest.StartPrimary(t, major, pgtest.Options{Tablespace: tablespace,
-		Settings: map[string]string{"max_wal_size": "64MB", "checkpoint_timeout": "30s"}})
+	// Stagings are made from the backup one after the other while the
+	// source takes writes: it keeps the WAL they need to catch up.
+	settings := map[string]string{"max_wal_size": "64MB", "checkpoint_timeout": "30s", "wal_keep_size": "512MB"}
+	if major < 13 {
+		delete(settings, "wal_keep_size")
+		settings["wal_keep_segments"] = "32"
+	}
+	p := pgtest.StartPrimary(t, major, pgtest.Options{Tablespace: tablespace, Settings: settings})
 	return source{p, pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})}
 }
 
