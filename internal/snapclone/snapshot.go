@@ -58,8 +58,9 @@ func (s *Staging) Snapshot(ctx context.Context, dir string) (*Snapshot, error) {
 	isRunning := running(s.cfg.DataDir)
 	s.log.Info("taking a snapshot", "dir", dir, "method", snap.Method, "filesystem", d.FSType, "running", isRunning, "tablespaces", len(spaces))
 
+	atOnce := snap.Method == MethodBtrfs && len(spaces) == 0 && !walLinked
 	switch {
-	case snap.Method == MethodBtrfs && len(spaces) == 0 && !walLinked:
+	case atOnce:
 		// Every file at one instant: nothing else is needed.
 		if _, err := btrfs(ctx, "subvolume", "snapshot", "-r", s.cfg.DataDir, snap.DataDir); err != nil {
 			return nil, err
@@ -90,7 +91,7 @@ func (s *Staging) Snapshot(ctx context.Context, dir string) (*Snapshot, error) {
 		}
 		snap.Consistency = ConsistentBackup
 	}
-	if snap.Method == MethodBtrfs && snap.Consistency != ConsistentCrash {
+	if snap.Method == MethodBtrfs && !atOnce {
 		// Written while writable (backup_label, links); read-only from now.
 		if _, err := btrfs(ctx, "property", "set", "-ts", snap.DataDir, "ro", "true"); err != nil {
 			return nil, err
