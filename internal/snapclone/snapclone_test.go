@@ -302,6 +302,7 @@ func TestSnapshotCloneReal(t *testing.T) {
 						crossFSError(t, sc, snap, fss.ext4)
 					case "ext4":
 						portAndSpaceErrors(t, sc, snap, fss)
+						stoppedSnapshot(t, sc, st, p, tc.fsys, name)
 					}
 				}
 			})
@@ -390,6 +391,33 @@ func segmentBoundary(t *testing.T, sc *snapclone.Staging, st *staging, p *pgtest
 		require.NoError(t, err)
 		defer func() { assert.NoError(t, sc.DestroyClone(ctx, c.Dir)) }()
 		assert.Equal(t, strconv.FormatInt(last, 10), query(t, c.ConnString()+" user=postgres sslmode=disable", "SELECT max(id)::text FROM pgstage_rows"))
+	})
+}
+
+// stoppedSnapshot: the way for a 9.4 or 9.5 staging (no backup API on a
+// standby): stop the staging, snapshot the stopped data directory, start
+// it again; the clone opens with every row the staging had.
+func stoppedSnapshot(t *testing.T, sc *snapclone.Staging, st *staging, p *pgtest.Primary, fsys *pgtest.LoopFS, name string) {
+	t.Run("stopped staging", func(t *testing.T) {
+		ctx := context.Background()
+		last := p.InsertRows(t, 5)
+		st.replayed(t, last)
+		require.NoError(t, st.standby.Stop(ctx))
+		snap, err := sc.Snapshot(ctx, filepath.Join(fsys.Dir, name+"-stopped-snap"))
+		require.NoError(t, err)
+		defer func() { assert.NoError(t, sc.DeleteSnapshot(ctx, snap.Dir)) }()
+		assert.Equal(t, snapclone.ConsistentStopped, snap.Consistency)
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		require.NoError(t, st.standby.Start(sctx))
+		_, err = st.standby.WaitStreaming(sctx)
+		require.NoError(t, err)
+		c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(fsys.Dir, name+"-stopped-clone"), Port: pgtest.FreePort(t)})
+		require.NoError(t, err)
+		defer func() { assert.NoError(t, sc.DestroyClone(ctx, c.Dir)) }()
+		cs := c.ConnString() + " user=postgres sslmode=disable"
+		assert.Equal(t, strconv.FormatInt(last, 10), query(t, cs, "SELECT max(id)::text FROM pgstage_rows"))
+		assert.Equal(t, "false", query(t, cs, "SELECT pg_is_in_recovery()::text"))
 	})
 }
 
