@@ -54,8 +54,13 @@ func TestBenchSnapshotClone(t *testing.T) {
 		pgtest.MountLoop(t, "ext4", 3*size),
 	}
 	p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: map[string]string{"max_wal_size": "1GB", "checkpoint_timeout": "30min"}})
-	// About 1 KiB per row.
-	p.Exec(t, fmt.Sprintf("CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 30) AS pad FROM generate_series(1, %d) g", gib*1100000))
+	// About 1 KiB per row, a quarter GiB per statement (pgtest's Exec
+	// allows a minute each).
+	p.Exec(t, "CREATE TABLE big (id int, pad text)")
+	const quarter = 275000
+	for i := 0; i < 4*gib; i++ {
+		p.Exec(t, fmt.Sprintf("INSERT INTO big SELECT g, repeat(md5(g::text), 30) FROM generate_series(%d, %d) g", i*quarter+1, (i+1)*quarter))
+	}
 	// Frozen now, so that autovacuum does not rewrite it (and stream 1 GiB
 	// of WAL to the staging) while the figures are taken.
 	p.Exec(t, "VACUUM (FREEZE, ANALYZE) big")
