@@ -91,7 +91,7 @@ func newStaging(t *testing.T, p *pgtest.Primary, b *pgtest.Backup, fsys *pgtest.
 	st := &staging{data: data, sock: pgtest.TempDir(t), port: pgtest.FreePort(t)}
 	st.standby, err = replica.New(replica.Config{DataDir: data, BinDir: p.BinDir, Port: st.port, SocketDir: st.sock,
 		ListenAddresses: "127.0.0.1", StopTimeout: 10 * time.Second,
-		Source: replica.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword}})
+		Source: replica.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: replica.Password(p.ReplPassword)}})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
