@@ -26,8 +26,13 @@ var severities = [][]byte{
 	[]byte("CONTEXT"), []byte("STATEMENT"), []byte("QUERY"), []byte("LOCATION"),
 }
 
-// maxPrefixLen bounds where a severity is looked for in a line.
-const maxPrefixLen = 512
+// maxPrefixLen bounds where a severity is looked for in a line, and
+// maxShapes how many distinct prefix shapes are aligned: inference costs
+// at most maxShapes alignments of maxPrefixLen squared steps.
+const (
+	maxPrefixLen = 256
+	maxShapes    = 32
+)
 
 // severityAt returns where the first English "SEVERITY:  " of l starts,
 // or -1.
@@ -253,7 +258,9 @@ func inferPrefix(sample []byte) (*prefix, bool) {
 		}
 		ts := tokenizePrefix(p)
 		first[ts[0]]++
-		shapes[shapeKey(ts)] = ts
+		if len(shapes) < maxShapes {
+			shapes[shapeKey(ts)] = ts
+		}
 	}
 	var lead itok
 	for t, n := range first {
