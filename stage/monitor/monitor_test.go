@@ -21,11 +21,11 @@ import (
 
 // fakeLinker answers with what the test set.
 type fakeLinker struct {
-	st        stage.Status
-	stErr     error
-	rp        replica.Replay
-	rpErr     error
-	faults    []stage.Fault
+	st             stage.Status
+	stErr          error
+	rp             replica.Replay
+	rpErr          error
+	faults         []stage.Fault
 	blockUntilDone bool // Replication waits for its context to end
 }
 
