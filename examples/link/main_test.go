@@ -32,7 +32,7 @@ func TestCLI(t *testing.T) {
 	port := pgtest.FreePort(t)
 	cfg := map[string]any{
 		"backup_path":   b.Path,
-		"backup_settle": -1,
+		"backup_settle": "-1s",
 		"source":        map[string]any{"host": p.Host, "port": p.Port, "user": p.ReplUser, "sslmode": "disable"},
 		"staging":       map[string]any{"data_dir": filepath.Join(dir, "data"), "port": port, "bin_dir": p.BinDir, "socket_dir": dir},
 		"settings":      []map[string]any{{"name": "fsync", "value": "off"}, {"name": "archive_command", "comment": true}},
