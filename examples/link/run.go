@@ -22,6 +22,12 @@ const shutdownLimit = 5 * time.Second
 func runService(ctx context.Context, cfg stage.Config, log *slog.Logger, addr string) error {
 	l, err := stage.Open(ctx, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Told to stop while opening: the position is as the last
+			// run saved it, and a stop is not a failure to restart on.
+			log.Info("stopped while opening", "cause", context.Cause(ctx).Error())
+			return nil
+		}
 		return err
 	}
 	return serve(ctx, l, log, addr)
