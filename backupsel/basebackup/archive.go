@@ -136,13 +136,15 @@ func createOut(dir, name string, c Compression, level int) (*outFile, error) {
 		o.free <- make([]byte, 0, chunkSize)
 	}
 	o.cur = make([]byte, 0, chunkSize)
-	go o.compress()
+	go o.compress(o.full)
 	return o, nil
 }
 
-func (o *outFile) compress() {
+// compress runs the compressor over the chunks of full; full is a
+// parameter, not read from o, which drain changes.
+func (o *outFile) compress(full <-chan []byte) {
 	defer close(o.done)
-	for chunk := range o.full {
+	for chunk := range full {
 		if o.zerr == nil {
 			if _, err := o.zw.Write(chunk); err != nil {
 				o.zerr = err

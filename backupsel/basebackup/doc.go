@@ -21,7 +21,10 @@
 //     size (the last one padded with zeros), an empty
 //     archive_status/<segment>.done after each complete segment, and, on a
 //     timeline after the first, the timeline's history file (and its .done)
-//     first: the layout of pg_basebackup's tar WAL method;
+//     first: the layout of pg_basebackup's tar WAL method. Whether the last
+//     segment is complete (and marked) depends, for both, on whether the
+//     rest of it (the source switches segments at the end of a backup)
+//     arrived before the end position was known;
 //   - backup_manifest (13+), as the source sends it.
 //
 // With [Config.Compression] the archives are compressed client-side as
@@ -65,8 +68,11 @@
 // Progress does for a restore.
 //
 // Memory stays bounded whatever the backup's size: each message is written
-// out as it arrives (a few hundred KiB of buffers, plus the compressor's
-// window).
+// out as it arrives. Compression runs in a goroutine of its own, fed 1 MiB
+// chunks, three at most in flight, so that it overlaps receiving (liblz4
+// in pg_basebackup is faster per byte than Go's lz4, and pg_basebackup
+// receives and compresses in turn). Peak RSS is about 15 MiB plain and
+// 20 MiB compressed, against pg_basebackup's 9 MiB.
 //
 // # A standby as the source
 //

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -166,4 +167,27 @@ func readAll(t *testing.T, path string, c Compression) []byte {
 	b, err := io.ReadAll(r)
 	require.NoError(t, err)
 	return b
+}
+
+// TestOutFileQuickFinish finishes compressed files right after creating
+// them, many times: the compressor goroutine may not have started yet when
+// the file is drained (it once read a channel drain had cleared, and the
+// backup hung).
+func TestOutFileQuickFinish(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 300; i++ {
+		c := []Compression{Gzip, LZ4}[i%2]
+		o, err := createOut(dir, fmt.Sprintf("%d.tar", i), c, 1)
+		require.NoError(t, err)
+		_, err = o.Write([]byte("x"))
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- o.finish(true) }()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(time.Minute):
+			t.Fatalf("finish of file %d (%v) hangs", i, c)
+		}
+	}
 }

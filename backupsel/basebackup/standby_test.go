@@ -20,7 +20,9 @@ import (
 // TestTakeFromStandby backs up a standby (of the newest major tested, 12+
 // for standby.signal): the backup is whole, its backup_label says it was
 // taken from a standby, and it restores and starts with the rows the
-// standby had replayed.
+// standby had replayed. Then the standby is promoted and backed up again:
+// on timeline 2, pg_wal.tar starts with the timeline's history file, as
+// pg_basebackup writes it, and that backup starts too.
 func TestTakeFromStandby(t *testing.T) {
 	versions := pgtest.Versions()
 	major := versions[len(versions)-1]
@@ -80,4 +82,27 @@ func TestTakeFromStandby(t *testing.T) {
 	var note string
 	require.NoError(t, conn.QueryRow(ctx, "SELECT note FROM pgstage_rows WHERE id = $1", id).Scan(&note))
 	assert.Equal(t, "row 10", note, "the last of the rows inserted after the standby started")
+
+	out, err = pgtest.Command(ctx, pgctl, "-D", data, "-w", "-t", "60", "promote").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Eventually(t, func() bool { return standby.QueryString(t, "SELECT pg_is_in_recovery()") == "false" }, time.Minute, 100*time.Millisecond)
+	promoted := pgtest.TempDir(t)
+	res, err = basebackup.Take(ctx, configFor(standby, promoted))
+	require.NoError(t, err)
+	assert.Equal(t, uint32(2), res.Timeline)
+	wal := members(t, filepath.Join(res.Path, "pg_wal.tar"))
+	require.GreaterOrEqual(t, len(wal), 3)
+	assert.Equal(t, "00000002.history", wal[0].Name)
+	assert.Positive(t, wal[0].Size)
+	assert.Equal(t, "archive_status/00000002.history.done", wal[1].Name)
+	walShape(t, wal[2:], 16<<20)
+	sel, err = backupsel.Select(ctx, promoted, backupsel.Options{Verify: true, Settle: 10 * time.Millisecond})
+	require.NoError(t, err)
+	pdir := pgtest.TempDir(t)
+	pdata := filepath.Join(pdir, "data")
+	_, err = sel.Restore(ctx, pdata, backupsel.RestoreOptions{UID: user.UID, GID: user.GID})
+	require.NoError(t, err)
+	conn = pgtest.StartCopy(t, major, pdir, pdata)
+	require.NoError(t, conn.QueryRow(ctx, "SELECT note FROM pgstage_rows WHERE id = $1", id).Scan(&note))
+	assert.Equal(t, "row 10", note)
 }
