@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,7 +166,7 @@ func TestLinker(t *testing.T) {
 		info, err := os.Stat(filepath.Join(zip.cfg.Staging.DataDir+".pgstage", "state.json"))
 		require.NoError(t, err)
 		require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
-		l2, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: zip.cfg.Staging.DataDir}, Source: stage.Source{Password: p.ReplPassword}})
+		l2, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: zip.cfg.Staging.DataDir}, Source: stage.Source{Password: stage.Password(p.ReplPassword)}})
 		require.NoError(t, err)
 		zip.l = l2
 		require.Equal(t, stage.StateStreaming, zip.status(t).State)
@@ -182,7 +181,9 @@ func TestLinkerBadInputs(t *testing.T) {
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		t.Parallel()
 		ctx := context.Background()
-		p := pgtest.StartPrimary(t, major, pgtest.Options{})
+		// The subtests link from b one after the other: the primary keeps
+		// the WAL b needs however busy the machine.
+		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: keepWAL(major)})
 		form := pgtest.Forms(major)[0]
 		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: form})
 		other := pgtest.StartPrimary(t, major, pgtest.Options{})
@@ -216,6 +217,12 @@ func TestLinkerBadInputs(t *testing.T) {
 			}, "3 problem(s)", nil},
 			{"unknown setting", func(c *stage.Config) { c.Settings = []stage.Setting{{Name: "no_such_setting", Value: "1"}} }, "no_such_setting", nil},
 			{"setting the watcher needs", func(c *stage.Config) { c.Settings = []stage.Setting{{Name: "lc_messages", Value: "de_DE.UTF-8"}} }, "lc_messages is managed by pgstage", nil},
+			{"log level that hides the walreceiver's faults", func(c *stage.Config) {
+				c.Settings = []stage.Setting{{Name: "log_min_messages", Value: "fatal"}}
+			}, "log_min_messages = fatal would blind the watcher", nil},
+			{"no receiver timeout", func(c *stage.Config) {
+				c.Settings = []stage.Setting{{Name: "wal_receiver_timeout", Value: "0"}}
+			}, "wal_receiver_timeout = 0 would blind the watcher", nil},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -233,7 +240,7 @@ func TestLinkerBadInputs(t *testing.T) {
 					require.ErrorIs(t, err, tc.is)
 				}
 				require.NotContains(t, err.Error(), p.ReplPassword)
-				require.NotContains(t, err.Error(), cfg.Source.Password, "the password supplied must not be in the error either")
+				require.NotContains(t, err.Error(), cfg.Source.Password.Reveal(), "the password supplied must not be in the error either")
 				entries, _ := os.ReadDir(cfg.Staging.DataDir)
 				for _, e := range entries {
 					require.Equal(t, "x", e.Name(), "preflight touched the data directory")
@@ -331,25 +338,33 @@ func TestLinkerBadInputs(t *testing.T) {
 			}
 			err := link(func(c *stage.Config) {})
 			require.ErrorIs(t, err, backupsel.ErrNoBackup, "no WAL, no WAL path, no streaming")
-			require.NoError(t, link(func(c *stage.Config) { c.WALPath = walDir }), "WAL from the WAL path")
-			require.NoError(t, link(func(c *stage.Config) { c.StreamWhenNoWAL = true; c.WALPath = "/nonexistent" }),
-				"streamed from the source; the WAL path is ignored, as in the original")
+			require.NoError(t, link(func(c *stage.Config) { c.Restore.WALPath = walDir }), "WAL from the WAL path")
+			require.NoError(t, link(func(c *stage.Config) { c.Restore.StreamWhenNoWAL = true; c.Restore.WALPath = "/nonexistent" }),
+				"streamed from the source; StreamWhenNoWAL takes precedence over the WAL path")
 		})
 
 		t.Run("WAL removed needs a resync", func(t *testing.T) {
-			cfg := stagingConfig(t, p, b.Path)
+			// A primary of its own, keeping no WAL but what a slot holds:
+			// the slot keeps the backup's WAL until the staging streams,
+			// however long that takes; dropped, it lets the checkpoints
+			// below recycle it.
+			wp := pgtest.StartPrimary(t, major, pgtest.Options{})
+			wp.Exec(t, "SELECT pg_create_physical_replication_slot('pgstage_hold', true)")
+			wb := pgtest.TakeBackup(t, wp, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: form})
+			cfg := stagingConfig(t, wp, wb.Path)
 			l, err := stage.New(cfg)
 			require.NoError(t, err)
 			defer l.Close()
 			s := &staging{cfg: cfg, l: l}
 			require.NoError(t, l.Link(ctx))
 			require.NoError(t, l.Disable(ctx))
+			wp.Exec(t, "SELECT pg_drop_replication_slot('pgstage_hold')")
 			// While the staging is down the source moves on and recycles the
 			// WAL it would need (no slot, no wal_keep_size).
 			for i := 0; i < 4; i++ {
-				p.InsertRows(t, 10)
-				p.Exec(t, "SELECT pg_switch_wal()")
-				p.Exec(t, "CHECKPOINT")
+				wp.InsertRows(t, 10)
+				wp.Exec(t, "SELECT pg_switch_wal()")
+				wp.Exec(t, "CHECKPOINT")
 			}
 			err = l.Enable(ctx)
 			require.Error(t, err, "the staging cannot stream")
@@ -361,42 +376,17 @@ func TestLinkerBadInputs(t *testing.T) {
 			var f *stage.Fault
 			require.ErrorAs(t, err, &f)
 			require.True(t, f.NeedsResync, "%+v", f)
+			require.True(t, stage.NeedsResync(err))
 			require.Contains(t, err.Error(), "Resync")
 			st := s.status(t)
 			require.Equal(t, stage.StateFaulted, st.State)
 			require.True(t, st.Fault.NeedsResync)
 
-			newer := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: form, Path: b.Path, Time: time.Now().Add(time.Hour)})
+			newer := pgtest.TakeBackup(t, wp, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: form, Path: wb.Path, Time: time.Now().Add(time.Hour)})
 			require.NoError(t, l.Resync(ctx))
 			st = s.status(t)
 			require.Equal(t, stage.StateStreaming, st.State)
 			require.Equal(t, filepath.Base(newer.Location), st.Backup.Name)
-			require.NoError(t, l.Disable(ctx))
-		})
-
-		t.Run("killed mid-link, then Open and Resync", func(t *testing.T) {
-			cfg := stagingConfig(t, p, b.Path)
-			data, err := json.Marshal(cfg)
-			require.NoError(t, err)
-			cmd := exec.Command(os.Args[0], "-test.run=^TestLinkerHelperProcess$")
-			cmd.Env = append(os.Environ(), "PGSTAGE_HELPER_CONFIG="+string(data), "PGSTAGE_HELPER_PASSWORD="+p.ReplPassword)
-			out, err := cmd.CombinedOutput()
-			require.Error(t, err, "the helper should have been killed: %s", out)
-			require.Contains(t, err.Error(), "killed")
-
-			l, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: cfg.Staging.DataDir}, Source: stage.Source{Password: p.ReplPassword}})
-			require.NoError(t, err)
-			defer l.Close()
-			s := &staging{cfg: l.Config(), l: l}
-			st := s.status(t)
-			require.Equal(t, stage.StateUnlinked, st.State)
-			require.Equal(t, stage.JobLink, st.Job)
-			require.Equal(t, stage.StepSync, st.Step)
-			require.ErrorIs(t, l.Link(ctx), stage.ErrPreflight, "the half-made staging is in the way")
-			require.NoError(t, l.Resync(ctx))
-			st = s.status(t)
-			require.Equal(t, stage.StateStreaming, st.State)
-			require.Empty(t, st.Job)
 			require.NoError(t, l.Disable(ctx))
 		})
 
@@ -517,23 +507,113 @@ func keepWAL(major int) map[string]string {
 	return map[string]string{"wal_keep_segments": "16"}
 }
 
-// TestLinkerHelperProcess is a Linker that dies (SIGKILL) in the middle of
-// Link, at the first sync, with its staging server started: run by
-// TestLinkerBadInputs in a child process.
-func TestLinkerHelperProcess(t *testing.T) {
-	raw := os.Getenv("PGSTAGE_HELPER_CONFIG")
-	if raw == "" {
-		t.Skip("a helper process of TestLinkerBadInputs")
+// TestMain runs this test binary as the helper process of
+// TestLinkerKilled when PGSTAGE_HELPER_CONFIG says so, and as the tests
+// otherwise.
+func TestMain(m *testing.M) {
+	if raw := os.Getenv("PGSTAGE_HELPER_CONFIG"); raw != "" {
+		linkAndDie(raw, stage.Step(os.Getenv("PGSTAGE_HELPER_KILL_AT")))
+		os.Exit(3) // not reached: the helper dies by SIGKILL
 	}
-	var cfg stage.Config
-	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
-	cfg.Source.Password = os.Getenv("PGSTAGE_HELPER_PASSWORD")
-	cfg.Hooks.PreSync = []stage.Hook{{Func: func(context.Context, stage.HookEnv) error {
-		return syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	}}}
+	os.Exit(m.Run())
+}
+
+// helperConfig is what the helper process needs of a stage.Config.
+type helperConfig struct {
+	BackupPath string
+	Source     stage.Source
+	Password   string
+	Staging    stage.Staging
+	Settings   []stage.Setting
+}
+
+// linkAndDie links a staging and kills itself (SIGKILL, as a crash or
+// kill -9) when Link enters the step at: for the restore, once some of the
+// backup is written.
+func linkAndDie(raw string, at stage.Step) {
+	var hc helperConfig
+	if err := json.Unmarshal([]byte(raw), &hc); err != nil {
+		fmt.Println("helper:", err)
+		return
+	}
+	cfg := stage.Config{BackupPath: hc.BackupPath, Restore: stage.RestoreConfig{Settle: -1}, Source: hc.Source, Staging: hc.Staging, Settings: hc.Settings}
+	cfg.Source.Password = stage.Password(hc.Password)
+	cfg.Progress = func(p stage.Progress) {
+		if p.Step == at && (at != stage.StepRestore || p.Done > 0) {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
 	l, err := stage.New(cfg)
-	require.NoError(t, err)
-	t.Fatalf("Link returned: %v", l.Link(context.Background()))
+	if err != nil {
+		fmt.Println("helper:", err)
+		return
+	}
+	fmt.Println("helper: Link returned:", l.Link(context.Background()))
+}
+
+// TestLinkerKilled kills a Linker (kill -9) at every step of Link, and
+// runs Link again in a new process, as an operator would: it carries on,
+// whatever the dead process left (a half-restored data directory, a running
+// server). Then: Open right after an outage ended while nothing watched
+// reports the present state, not the saved fault.
+func TestLinkerKilled(t *testing.T) {
+	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
+		t.Parallel()
+		ctx := context.Background()
+		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: keepWAL(major)})
+		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: pgtest.Forms(major)[0]})
+
+		for _, step := range []stage.Step{stage.StepPreflight, stage.StepRestore, stage.StepConfigure, stage.StepSettings,
+			stage.StepStart, stage.StepStream, stage.StepWatch, stage.StepSync} {
+			t.Run("killed at "+string(step), func(t *testing.T) {
+				cfg := stagingConfig(t, p, b.Path)
+				data, err := json.Marshal(helperConfig{BackupPath: cfg.BackupPath, Source: cfg.Source, Password: cfg.Source.Password.Reveal(),
+					Staging: cfg.Staging, Settings: cfg.Settings})
+				require.NoError(t, err)
+				cmd := exec.Command(os.Args[0])
+				cmd.Env = append(os.Environ(), "PGSTAGE_HELPER_CONFIG="+string(data), "PGSTAGE_HELPER_KILL_AT="+string(step))
+				out, err := cmd.CombinedOutput()
+				var ee *exec.ExitError
+				require.ErrorAs(t, err, &ee, "the helper should have been killed: %s", out)
+				ws, _ := ee.Sys().(syscall.WaitStatus)
+				require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "the helper should have been killed at %s: %v\n%s", step, err, out)
+
+				l, err := stage.New(cfg)
+				require.NoError(t, err)
+				s := &staging{cfg: cfg, l: l}
+				t.Cleanup(func() { l.Disable(ctx); l.Close() })
+				st := s.status(t)
+				require.Equal(t, stage.StateUnlinked, st.State)
+				require.Equal(t, stage.JobLink, st.Job)
+				require.Equal(t, step, st.Step)
+				require.NoError(t, l.Link(ctx), "the same command again carries on")
+				st = s.status(t)
+				require.Equal(t, stage.StateStreaming, st.State)
+				require.Empty(t, st.Job)
+				id := p.InsertRows(t, 1)
+				s.waitRow(t, id)
+			})
+		}
+
+		t.Run("status after Open is the present state", func(t *testing.T) {
+			s := newStaging(t, p, b.Path)
+			require.NoError(t, s.l.Link(ctx))
+			p.Stop(t, "fast")
+			s.waitEvent(t, walwatch.KindFault)
+			require.NoError(t, s.l.Close())
+			p.Start(t)
+			// Streaming resumes while nothing watches.
+			for deadline := time.Now().Add(waitLimit); s.query(t, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") != "streaming"; time.Sleep(50 * time.Millisecond) {
+				require.True(t, time.Now().Before(deadline), "the staging did not stream again")
+			}
+			l, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: s.cfg.Staging.DataDir}, Source: stage.Source{Password: stage.Password(p.ReplPassword)}})
+			require.NoError(t, err)
+			s.l = l
+			st := s.status(t)
+			require.Equal(t, stage.StateStreaming, st.State, "%+v", st)
+			require.Nil(t, st.Fault)
+		})
+	})
 }
 
 func pick(forms []pgtest.Form, want ...pgtest.Form) pgtest.Form {
@@ -561,9 +641,9 @@ func stagingConfig(t *testing.T, p *pgtest.Primary, backupPath string) stage.Con
 	t.Helper()
 	dir := pgtest.TempDir(t)
 	return stage.Config{
-		BackupPath:   backupPath,
-		BackupSettle: -1, // the backups here are whole when taken
-		Source:       stage.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword, SSLMode: "disable"},
+		BackupPath: backupPath,
+		Restore:    stage.RestoreConfig{Settle: -1}, // the backups here are whole when taken
+		Source:     stage.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: stage.Password(p.ReplPassword), SSLMode: "disable"},
 		Staging: stage.Staging{
 			DataDir:   filepath.Join(dir, "data"),
 			Port:      pgtest.FreePort(t),
@@ -669,129 +749,6 @@ func (s *staging) waitRow(t *testing.T, id int64) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("row %d never reached the staging on port %d: %v", id, s.cfg.Staging.Port, last)
-}
-
-// TestBenchLinkVsShell is the driver of bench/stage.sh: a source of at least
-// 1 GiB, one backup, and in alternating rounds the shell procedure (tar -xf,
-// config, pg_ctl start -w, poll pg_stat_wal_receiver) and stage.Linker's Link
-// on the same backup; then the delay from the source stopping to the fault.
-// It runs only when PGSTAGE_BENCH_STAGE=1 (make bench).
-func TestBenchLinkVsShell(t *testing.T) {
-	if os.Getenv("PGSTAGE_BENCH_STAGE") != "1" {
-		t.Skip("run by bench/stage.sh (PGSTAGE_BENCH_STAGE=1)")
-	}
-	major := 15
-	if v := pgtest.Versions(); len(v) == 1 {
-		major = v[0]
-	}
-	require.GreaterOrEqual(t, major, 12, "the shell procedure writes standby.signal (12+)")
-	require.LessOrEqual(t, major, 15, "the shell procedure untars pg_wal.tar, which pg_basebackup 15 writes for 10-15")
-	rounds, mb := 3, 1100
-	if n, err := strconv.Atoi(os.Getenv("PGSTAGE_BENCH_RUNS")); err == nil && n > 0 {
-		rounds = n
-	}
-	if n, err := strconv.Atoi(os.Getenv("PGSTAGE_BENCH_MB")); err == nil && n > 0 {
-		mb = n
-	}
-	script, err := filepath.Abs("bench/stage.sh")
-	require.NoError(t, err)
-	ctx := context.Background()
-
-	p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: keepWAL(major)})
-	// About 1 KiB per row.
-	p.Exec(t, fmt.Sprintf("CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 30) AS pad FROM generate_series(1, %d) g", mb*1024))
-	size := p.QueryString(t, "SELECT pg_database_size('postgres')")
-	b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Layout: pgtest.LayoutFolder, Form: pgtest.FormStream})
-	t.Logf("PostgreSQL %d source: database %s bytes; backup %s", major, size, b.Location)
-	user := pgtest.OSUser(t)
-
-	shell := func() time.Duration {
-		root := pgtest.TempDir(t)
-		data := filepath.Join(root, "data")
-		cmd := exec.Command("bash", script, "procedure", b.Location, data, p.BinDir, strconv.Itoa(pgtest.FreePort(t)), root,
-			p.Host, strconv.Itoa(p.Port), p.ReplUser, filepath.Join(root, "shell.pgpass"), user.Name)
-		cmd.Env = append(os.Environ(), "PGSTAGE_BENCH_PASSWORD="+p.ReplPassword)
-		syscall.Sync() // start both sides with no dirty pages left by the other
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		d := time.Since(start)
-		require.NoError(t, err, "%s", out)
-		stop := pgtest.Command(ctx, filepath.Join(p.BinDir, "pg_ctl"), "stop", "-D", data, "-m", "immediate", "-w")
-		require.NoError(t, stop.Run())
-		os.RemoveAll(root)
-		return d
-	}
-	var last *staging
-	ours := func() (streaming, whole time.Duration) {
-		s := newStaging(t, p, b.Path)
-		var start time.Time
-		var once sync.Once
-		// Link's own progress says when streaming was confirmed: the watch
-		// step begins right after.
-		lcfg := s.l.Config()
-		s.l.Close()
-		lcfg.Settings = nil // as the shell procedure: the source's settings
-		var steps []string
-		prev, prevAt := "", time.Time{}
-		lcfg.Progress = func(pr stage.Progress) {
-			if pr.Step != prev {
-				if prev != "" {
-					steps = append(steps, fmt.Sprintf("%s %v", prev, time.Since(prevAt).Round(time.Millisecond)))
-				}
-				prev, prevAt = pr.Step, time.Now()
-			}
-			if pr.Step == stage.StepWatch {
-				once.Do(func() { streaming = time.Since(start) })
-			}
-		}
-		defer func() { t.Logf("  Link steps: %s", strings.Join(steps, ", ")) }()
-		l, err := stage.New(lcfg)
-		require.NoError(t, err)
-		s.l, s.cfg = l, lcfg
-		if last != nil { // keep one staging only, for the fault measure
-			require.NoError(t, last.l.Disable(ctx))
-			os.RemoveAll(last.cfg.Staging.DataDir)
-		}
-		syscall.Sync()
-		start = time.Now()
-		require.NoError(t, l.Link(ctx))
-		whole = time.Since(start)
-		last = s
-		return streaming, whole
-	}
-
-	var sh, st, lk []time.Duration
-	for i := 0; i < rounds; i++ {
-		if i%2 == 0 {
-			sh = append(sh, shell())
-			a, w := ours()
-			st, lk = append(st, a), append(lk, w)
-		} else {
-			a, w := ours()
-			st, lk = append(st, a), append(lk, w)
-			sh = append(sh, shell())
-		}
-		t.Logf("round %d: shell %v, Link to streaming %v, whole Link %v", i+1, sh[i].Round(time.Millisecond), st[i].Round(time.Millisecond), lk[i].Round(time.Millisecond))
-	}
-	med := func(ds []time.Duration) time.Duration {
-		s := slices.Clone(ds)
-		slices.Sort(s)
-		return s[len(s)/2]
-	}
-	t.Logf("median of %d: shell %v; Link to confirmed streaming %v (%.2fx); whole Link incl. preflight, watcher and first snapshot %v (%.2fx)",
-		rounds, med(sh).Round(time.Millisecond), med(st).Round(time.Millisecond), float64(med(st))/float64(med(sh)),
-		med(lk).Round(time.Millisecond), float64(med(lk))/float64(med(sh)))
-
-	// Fault delay: from the stop request to the fault event (the stop itself
-	// included, so an upper bound).
-	for len(last.l.Events()) > 0 {
-		<-last.l.Events() // what came before the stop
-	}
-	start := time.Now()
-	p.Stop(t, "fast")
-	ev := last.waitEvent(t, walwatch.KindFault)
-	t.Logf("fault %s detected %v after the stop request (pg_ctl stop -m fast included)", ev.Reason, ev.Detected.Sub(start).Round(time.Millisecond))
-	p.Start(t)
 }
 
 // tarMember returns the content of the regular file name in the tar at path.

@@ -8,7 +8,7 @@
 #   bench/replica.sh procedure ...   the shell procedure alone (called by the
 #                                    Go driver, see below)
 #
-# The driver (TestBenchReplicaVsShell in replica/bench_test.go) starts a
+# The driver (BenchmarkReplicaVsShell in replica/bench_test.go) starts a
 # primary, takes one backup, and for each round restores it twice (untimed)
 # and times, in alternating order: this script's procedure, and replica's
 # Setup + Start + WaitStreaming. Both end at pg_stat_wal_receiver saying
@@ -19,8 +19,9 @@ set -euo pipefail
 if [ "${1:-}" != procedure ]; then
   cd "$(dirname "$0")/.."
   scripts/install-postgres >/dev/null
-  PGSTAGE_BENCH_REPLICA=1 exec go test ./replica -run '^TestBenchReplicaVsShell$' -count=1 -v -timeout 30m |
-    grep -E '^(=== RUN|--- |\s+bench_test.go|ok|FAIL|PASS)' || true
+  exec go test ./replica -run '^$' -bench '^BenchmarkReplicaVsShell$' -benchtime "${PGSTAGE_BENCH_RUNS:-7}x" \
+    -count=1 -timeout 30m |
+    grep -E '^(Benchmark|--- |\s+bench_test.go|ok|FAIL|PASS)' || true
 fi
 
 # procedure DATA BINDIR PORT SOCKDIR SRC_HOST SRC_PORT SRC_USER PASSFILE OSUSER

@@ -9,13 +9,14 @@
 #                                  PGSTAGE_BENCH_MB source size, default 1100)
 #   bench/stage.sh procedure ...   the shell procedure alone (called by the
 #                                  Go driver, TestBenchLinkVsShell in the root
-#                                  integration_test.go)
+#                                  bench_stage_test.go, built with the
+#                                  pgstagebench tag)
 set -euo pipefail
 
 if [ "${1:-}" != procedure ]; then
   cd "$(dirname "$0")/.."
   scripts/install-postgres >/dev/null
-  PGSTAGE_BENCH_STAGE=1 exec go test . -run '^TestBenchLinkVsShell$' -count=1 -v -timeout 60m |
+  exec go test -tags pgstagebench . -run '^TestBenchLinkVsShell$' -count=1 -v -timeout 60m |
     grep -E '^(=== RUN|--- |\s+integration_test.go|ok|FAIL|PASS)' || true
 fi
 

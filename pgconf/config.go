@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/pgstage/pgstage/internal/gucscan"
+	"github.com/pgstage/pgstage/internal/pgver"
 )
 
 const (
@@ -67,7 +70,7 @@ type Config struct {
 	mainPath string
 	autoPath string
 	dataDir  string
-	major    int // server major whose rules apply (see versions.go)
+	major    pgver.Major // server major whose rules apply (see versions.go)
 	main     *File
 	auto     *File // nil when there is none
 	files    []*File
@@ -123,13 +126,13 @@ func Load(path string) (*Config, error) {
 	}
 	// Paths are named by the rules of the server that will read them: the
 	// data directory's PG_VERSION says which.
-	if m := readMajor(c.dataDir); m != 0 && pathRules(m) != pathRules(c.major) {
+	if m := readMajor(c.dataDir); m != 0 && rulesFor(m) != rulesFor(c.major) {
 		return load(path, m)
 	}
 	return c, err
 }
 
-func load(path string, major int) (*Config, error) {
+func load(path string, major pgver.Major) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("pgconf: %w", err)
@@ -221,7 +224,7 @@ func (c *Config) listDir(dir string) dirList {
 // confFilesInDir lists what include_dir reads: files (not directories) whose
 // names end in ".conf", do not start with "." and are at least 6 bytes
 // long, sorted by byte value.
-func confFilesInDir(dir string, major int) ([]string, error) {
+func confFilesInDir(dir string, major pgver.Major) ([]string, error) {
 	des, err := os.ReadDir(dir) // sorted by name
 	if err != nil {
 		return nil, err
@@ -310,7 +313,7 @@ func (c *Config) walk(f *File, path string, depth int) bool {
 	for i := range f.lines {
 		l := &f.lines[i]
 		switch l.kind {
-		case lineError:
+		case gucscan.Invalid:
 			se := f.syntaxError(i)
 			se.File = path
 			c.entries = append(c.entries, entry{err: &Entry{Setting: Setting{File: path, Line: se.Line}, Error: "syntax error"}, file: f, path: path, line: i, hidden: c.hide})
@@ -320,7 +323,7 @@ func (c *Config) walk(f *File, path string, depth int) bool {
 			if errs++; errs == maxSyntaxErrors {
 				return false
 			}
-		case lineSetting:
+		case gucscan.Setting:
 			kind := directive(l.nameBytes())
 			if kind == "" {
 				c.entries = append(c.entries, entry{file: f, path: path, line: i, hidden: c.hide})

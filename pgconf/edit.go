@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/pgstage/pgstage/internal/gucscan"
 )
 
 const (
@@ -58,10 +60,10 @@ func Quote(value string) string {
 // of the same text (on, 128MB, 0.5, replica), else quoted.
 func formatValue(value string, forceQuote bool) string {
 	if !forceQuote && value != "" {
-		t := scanToken([]byte(value), 0)
-		if t.start == 0 && t.end == len(value) {
-			switch t.kind {
-			case tokID, tokInteger, tokReal:
+		t := gucscan.Scan([]byte(value), 0)
+		if t.Start == 0 && t.End == len(value) {
+			switch t.Kind {
+			case gucscan.ID, gucscan.Integer, gucscan.Real:
 				return value
 			}
 		}
@@ -70,8 +72,8 @@ func formatValue(value string, forceQuote bool) string {
 }
 
 func checkName(name string) error {
-	t := scanToken([]byte(name), 0)
-	if t.start != 0 || t.end != len(name) || (t.kind != tokID && t.kind != tokQualifiedID) {
+	t := gucscan.Scan([]byte(name), 0)
+	if t.Start != 0 || t.End != len(name) || (t.Kind != gucscan.ID && t.Kind != gucscan.QualifiedID) {
 		return fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
 	if directive([]byte(name)) != "" {
@@ -101,7 +103,7 @@ func (f *File) setLine(i int, value string) error {
 		raw = append(raw, content[l.valEnd:]...)
 		raw = append(raw, nl...)
 		nl := parseLine(raw)
-		if nl.kind == lineSetting && bytes.Equal(nl.nameBytes(), l.nameBytes()) && nl.value() == value {
+		if nl.kind == gucscan.Setting && bytes.Equal(nl.nameBytes(), l.nameBytes()) && nl.value() == value {
 			f.lines[i] = nl
 			f.changed = true
 			return nil
@@ -142,7 +144,7 @@ func commentedSetting(raw []byte) (line, bool) {
 	r := make([]byte, 0, len(indent)+len(rest))
 	r = append(append(r, indent...), rest...)
 	l := parseLine(r)
-	return l, l.kind == lineSetting
+	return l, l.kind == gucscan.Setting
 }
 
 // Set makes name = value the setting in effect, and reports whether a file
@@ -184,7 +186,7 @@ func (c *Config) Set(name, value string) (bool, error) {
 	}
 	f := c.main
 	for i := range f.lines {
-		if f.lines[i].kind != lineBlank {
+		if f.lines[i].kind != gucscan.Blank {
 			continue
 		}
 		if l, ok := commentedSetting(f.lines[i].raw); ok && l.isNamed(name) {
@@ -257,7 +259,7 @@ func (c *Config) lastMarked(name string) (*File, int) {
 		}
 		for i := len(f.lines) - 1; i >= 0; i-- {
 			raw := f.lines[i].raw
-			if f.lines[i].kind == lineBlank && bytes.HasPrefix(raw, []byte(CommentMark)) {
+			if f.lines[i].kind == gucscan.Blank && bytes.HasPrefix(raw, []byte(CommentMark)) {
 				if l := parseLine(raw[len(CommentMark):]); l.isNamed(name) {
 					return f, i
 				}

@@ -3,25 +3,19 @@ package pgconf
 import (
 	"bytes"
 	"errors"
+
+	"github.com/pgstage/pgstage/internal/gucscan"
 )
 
 // maxSyntaxErrors is where the server gives up on a file.
 const maxSyntaxErrors = 100
-
-type lineKind uint8
-
-const (
-	lineBlank   lineKind = iota // empty, white space or comment only
-	lineSetting                 // name [=] value (include directives too)
-	lineError                   // a syntax error
-)
 
 // line is one physical line of a file. Tokens never span lines in the
 // server's grammar, so a file is parsed line by line. Names and values stay
 // spans of raw until asked for: a large file parses without copying.
 type line struct {
 	raw       []byte // the bytes of the line, newline included
-	kind      lineKind
+	kind      gucscan.LineKind
 	quoted    bool  // the value is a quoted string
 	errAtEOL  bool  // syntax error: the line ended where a token was needed
 	errPrevNo bool  // error reported on the line before (end of file without newline)
@@ -42,54 +36,31 @@ func (l *line) name() string { return string(l.nameBytes()) }
 func (l *line) value() string {
 	v := l.raw[l.valStart:l.valEnd]
 	if l.quoted {
-		return unquote(v)
+		return gucscan.Unquote(v)
 	}
 	return string(v)
 }
 
 func (l *line) isNamed(name string) bool {
-	return l.kind == lineSetting && bytes.EqualFold(l.nameBytes(), []byte(name))
+	return l.kind == gucscan.Setting && bytes.EqualFold(l.nameBytes(), []byte(name))
 }
 
 // parseLine runs the server's per-line grammar on raw.
 func parseLine(raw []byte) line {
 	l := line{raw: raw}
 	s := l.content()
-	hasNL := len(s) < len(raw)
-	fail := func(t token) line {
-		l.kind = lineError
-		if t.kind == tokEnd {
-			l.errAtEOL = true
-			l.errPrevNo = !hasNL
-		} else {
-			l.valStart, l.valEnd = int32(t.start), int32(t.end)
-		}
-		return l
+	g := gucscan.ParseLine(s)
+	l.kind = g.Kind
+	switch g.Kind {
+	case gucscan.Setting:
+		l.nameStart, l.nameEnd = int32(g.NameStart), int32(g.NameEnd)
+		l.valStart, l.valEnd = int32(g.ValueStart), int32(g.ValueEnd)
+		l.quoted = g.Quoted
+	case gucscan.Invalid:
+		l.errAtEOL = g.AtEOL
+		l.errPrevNo = g.AtEOL && len(s) == len(raw) // no newline: end of file
+		l.valStart, l.valEnd = int32(g.ErrStart), int32(g.ErrEnd)
 	}
-	t := scanToken(s, 0)
-	if t.kind == tokEnd {
-		return l
-	}
-	if t.kind != tokID && t.kind != tokQualifiedID {
-		return fail(t)
-	}
-	l.nameStart, l.nameEnd = int32(t.start), int32(t.end)
-	t = scanToken(s, t.end)
-	if t.kind == tokEquals {
-		t = scanToken(s, t.end)
-	}
-	switch t.kind {
-	case tokID, tokString, tokInteger, tokReal, tokUnquoted:
-	default:
-		return fail(t)
-	}
-	v := t
-	if t = scanToken(s, v.end); t.kind != tokEnd {
-		return fail(t)
-	}
-	l.kind = lineSetting
-	l.valStart, l.valEnd = int32(v.start), int32(v.end)
-	l.quoted = v.kind == tokString
 	return l
 }
 
@@ -154,7 +125,7 @@ func (f *File) Err() error {
 
 func (f *File) syntaxError(i int) *SyntaxError {
 	l := &f.lines[i]
-	if l.kind != lineError {
+	if l.kind != gucscan.Invalid {
 		return nil
 	}
 	e := &SyntaxError{File: f.Path, Line: i + 1, AtEOL: l.errAtEOL}
@@ -176,7 +147,7 @@ func (f *File) syntaxError(i int) *SyntaxError {
 func (f *File) Settings() []Setting {
 	var out []Setting
 	for i := range f.lines {
-		if l := &f.lines[i]; l.kind == lineSetting {
+		if l := &f.lines[i]; l.kind == gucscan.Setting {
 			out = append(out, Setting{Name: l.name(), Value: l.value(), File: f.Path, Line: i + 1})
 		}
 	}

@@ -40,7 +40,7 @@ func (c *Config) Save() error {
 		if !f.changed {
 			continue
 		}
-		write := WriteFile
+		write := writeFollow
 		if c.Root != "" {
 			write = writeNoFollow
 		}
@@ -53,10 +53,10 @@ func (c *Config) Save() error {
 	return errors.Join(errs...)
 }
 
-// WriteFile replaces the file at path with data atomically, keeping its
+// writeFollow replaces the file at path with data atomically, keeping its
 // mode and owner (a new file gets mode 0600). A symbolic link is followed:
 // the file it points to is replaced and the link stays a link.
-func WriteFile(path string, data []byte) error {
+func writeFollow(path string, data []byte) error {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}

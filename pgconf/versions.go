@@ -1,61 +1,50 @@
 package pgconf
 
 import (
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/pgstage/pgstage/internal/pgver"
 )
 
-// majorRange is a half-open range [From, To) of server major versions;
-// To 0 means still current.
-type majorRange struct{ From, To int }
-
-func (r majorRange) has(major int) bool {
-	return major >= r.From && (r.To == 0 || major < r.To)
+// pathRules are how the server canonicalizes the paths of include
+// directives in a major.
+type pathRules struct {
+	// trailingDotsOnly: canonicalize_path removed "." and ".." only at the
+	// end of a path before 15; from 15 anywhere (include paths then read as
+	// clean).
+	trailingDotsOnly bool
 }
 
-// Behaviour that changed between majors. A Config whose major is unknown
-// (no PG_VERSION) follows the current rules.
-var (
-	// canonicalize_path removed "." and ".." only at the end of a path
-	// before 15; from 15 anywhere (and include paths then read as clean).
-	trailingDotsOnly = majorRange{0, 15}
-)
-
-// unknownMajor stands for the current rules.
-const unknownMajor = 1 << 30
-
-// readMajor returns the major version in dataDir's PG_VERSION (9 for 9.x),
-// or 0.
-func readMajor(dataDir string) int {
-	b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION"))
-	if err != nil {
-		return 0
-	}
-	v := strings.TrimSpace(string(b))
-	if i := strings.IndexByte(v, '.'); i >= 0 {
-		v = v[:i]
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0
-	}
-	return n
+// pathRuleTable keys the path rules by major. A Config whose major is
+// unknown (no PG_VERSION) follows the current rules.
+var pathRuleTable = pgver.Table[pathRules]{
+	{Range: pgver.Before(pgver.V15), Rules: pathRules{trailingDotsOnly: true}},
+	{Range: pgver.Since(pgver.V15), Rules: pathRules{}},
 }
 
-// pathRules names the path rules of a major, to compare two majors.
-func pathRules(major int) bool {
+// rulesFor returns the path rules of major (0: unknown, the current ones).
+func rulesFor(major pgver.Major) pathRules {
 	if major == 0 {
-		major = unknownMajor
+		major = pgver.Newest
 	}
-	return trailingDotsOnly.has(major)
+	r, _ := pathRuleTable.For(major)
+	return r
+}
+
+// readMajor returns the major in dataDir's PG_VERSION, or 0.
+func readMajor(dataDir string) pgver.Major {
+	m, err := pgver.ReadDataDir(dataDir)
+	if err != nil {
+		return 0
+	}
+	return m
 }
 
 // absLocation resolves a path named in the file calling, as the server's
 // AbsoluteConfigLocation does: an absolute path as written, else joined to
 // the calling file's directory and canonicalized.
-func absLocation(location, calling string, major int) string {
+func absLocation(location, calling string, major pgver.Major) string {
 	if filepath.IsAbs(location) {
 		return location
 	}
@@ -63,7 +52,7 @@ func absLocation(location, calling string, major int) string {
 }
 
 // joinPath joins as join_path_components then canonicalize_path do.
-func joinPath(head, tail string, major int) string {
+func joinPath(head, tail string, major pgver.Major) string {
 	for len(tail) >= 2 && tail[0] == '.' && tail[1] == '/' {
 		tail = tail[2:] // join_path_components drops leading "./"
 	}
@@ -80,8 +69,8 @@ func parentDir(p string) string {
 }
 
 // canonicalize is the server's canonicalize_path for an absolute path.
-func canonicalize(p string, major int) string {
-	if !pathRules(major) {
+func canonicalize(p string, major pgver.Major) string {
+	if !rulesFor(major).trailingDotsOnly {
 		return filepath.Clean(p)
 	}
 	p = trimTrailingSep(p)

@@ -2,7 +2,6 @@ package replica_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,33 +16,28 @@ import (
 	"github.com/pgstage/pgstage/replica"
 )
 
-// TestBenchReplicaVsShell is the driver of bench/replica.sh: restored data
+// BenchmarkReplicaVsShell is the driver of bench/replica.sh: restored data
 // directory to confirmed streaming, replica against the hand-written shell
-// procedure, on the same backup, in alternating order. It runs only when
-// PGSTAGE_BENCH_REPLICA=1 (make bench).
-func TestBenchReplicaVsShell(t *testing.T) {
-	if os.Getenv("PGSTAGE_BENCH_REPLICA") != "1" {
-		t.Skip("run by bench/replica.sh (PGSTAGE_BENCH_REPLICA=1)")
-	}
+// procedure, on the same backup, in alternating order, one round of both
+// per iteration (-benchtime=7x: seven rounds). It reports the medians and
+// their ratio as metrics; restores are not timed.
+func BenchmarkReplicaVsShell(b *testing.B) {
+	t := b // the harness's helpers take a testing.TB
 	major := 15
 	if v := pgtest.Versions(); len(v) == 1 {
 		major = v[0]
 	}
 	require.GreaterOrEqual(t, major, 12, "the shell procedure writes standby.signal (12+)")
-	rounds := 7
-	if n, err := strconv.Atoi(os.Getenv("PGSTAGE_BENCH_RUNS")); err == nil && n > 0 {
-		rounds = n
-	}
 	script, err := filepath.Abs("../bench/replica.sh")
 	require.NoError(t, err)
 
 	p := pgtest.StartPrimary(t, major, pgtest.Options{})
 	p.InsertRows(t, 1000)
-	b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
+	bk := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
 	user := pgtest.OSUser(t)
 
 	shell := func() time.Duration {
-		root, data := restore(t, b)
+		root, data := restore(t, bk)
 		port := pgtest.FreePort(t)
 		cmd := exec.Command("bash", script, "procedure", data, p.BinDir, strconv.Itoa(port), root,
 			p.Host, strconv.Itoa(p.Port), p.ReplUser, filepath.Join(root, "shell.pgpass"), user.Name)
@@ -57,11 +51,11 @@ func TestBenchReplicaVsShell(t *testing.T) {
 		return d
 	}
 	ours := func() time.Duration {
-		root, data := restore(t, b)
+		root, data := restore(t, bk)
 		start := time.Now()
 		s, err := replica.New(replica.Config{
 			DataDir: data, BinDir: p.BinDir, Port: pgtest.FreePort(t), SocketDir: root, ListenAddresses: "127.0.0.1",
-			Source: replica.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword},
+			Source: replica.Source{Host: p.Host, Port: p.Port, User: p.ReplUser, Password: replica.Password(p.ReplPassword)},
 		})
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -78,7 +72,7 @@ func TestBenchReplicaVsShell(t *testing.T) {
 	}
 
 	var sh, go_ []time.Duration
-	for i := 0; i < rounds; i++ {
+	for i := 0; b.Loop(); i++ {
 		if i%2 == 0 {
 			sh = append(sh, shell())
 			go_ = append(go_, ours())
@@ -90,8 +84,10 @@ func TestBenchReplicaVsShell(t *testing.T) {
 	slices.Sort(sh)
 	slices.Sort(go_)
 	med := func(d []time.Duration) time.Duration { return d[len(d)/2] }
-	t.Logf("PostgreSQL %d, %d rounds, restored data directory -> confirmed streaming", major, rounds)
-	t.Logf("shell procedure: median %v (min %v, max %v)", med(sh).Round(time.Millisecond), sh[0].Round(time.Millisecond), sh[len(sh)-1].Round(time.Millisecond))
-	t.Logf("replica:         median %v (min %v, max %v)", med(go_).Round(time.Millisecond), go_[0].Round(time.Millisecond), go_[len(go_)-1].Round(time.Millisecond))
-	t.Logf("ratio replica/shell (medians): %s", fmt.Sprintf("%.2f", float64(med(go_))/float64(med(sh))))
+	b.Logf("PostgreSQL %d, %d rounds, restored data directory -> confirmed streaming", major, len(sh))
+	b.Logf("shell procedure: median %v (min %v, max %v)", med(sh).Round(time.Millisecond), sh[0].Round(time.Millisecond), sh[len(sh)-1].Round(time.Millisecond))
+	b.Logf("replica:         median %v (min %v, max %v)", med(go_).Round(time.Millisecond), go_[0].Round(time.Millisecond), go_[len(go_)-1].Round(time.Millisecond))
+	b.ReportMetric(float64(med(sh).Milliseconds()), "shell-ms")
+	b.ReportMetric(float64(med(go_).Milliseconds()), "replica-ms")
+	b.ReportMetric(float64(med(go_))/float64(med(sh)), "replica/shell")
 }

@@ -9,13 +9,13 @@
 // so that the source's files keep every other byte:
 //
 //   - The major comes from the data directory's PG_VERSION, and must be the
-//     staging binaries' (a [VersionError] names both).
+//     staging binaries' (an error wrapping [ErrVersionMismatch] names both).
 //   - 9.4 and 9.5 get recovery.conf (standby_mode, primary_conninfo,
 //     recovery_target_timeline = 'latest') and hot_standby = off: a warm
-//     standby that accepts no connections, as the original product ran
-//     them. 9.6 to 11: recovery.conf with hot_standby = on. 12 and later:
-//     standby.signal and the settings in the configuration (added to
-//     postgresql.auto.conf as pg_basebackup -R does, or edited where the
+//     standby that accepts no connections, judged by its log alone. 9.6 to
+//     11: recovery.conf with hot_standby = on. 12 and later: standby.signal
+//     and the settings in the configuration (added to postgresql.auto.conf
+//     as pg_basebackup -R does, or edited where the
 //     source set them); a leftover recovery.conf or recovery.signal is
 //     removed, and stale recovery_target*, restore_command,
 //     promote_trigger_file and friends are commented out, since a leftover
@@ -53,7 +53,9 @@
 // # Credentials and quoting
 //
 // The password never appears in primary_conninfo, a configuration file, a
-// process argument, a log line or an error. It goes into a password file
+// process argument, the servers' environment, a log line or an error. It is
+// a [Password], which prints as [Redacted] in fmt, slog and JSON, so a
+// [Config] can be logged whole. It goes into a password file
 // created 0600 (and owned by the server's OS user) before the password is
 // written, replaced atomically, with ':' and '\' escaped; primary_conninfo
 // names it with passfile= (10+), and for 9.x the server is started with
@@ -63,6 +65,12 @@
 // neither.
 //
 // # Running
+//
+// The servers get a minimal environment of their own, never the caller's:
+// PATH, LD_LIBRARY_PATH, the locale (LANG, LANGUAGE, LC_*) and TZ as the
+// caller has them, HOME of the OS user, and PGPASSFILE for 9.x; a variable
+// whose value holds the password is dropped even from that. (A staging
+// superuser can read the server's environment with COPY ... TO PROGRAM.)
 //
 // When this process is root, the server runs as the configured OS user
 // (PostgreSQL refuses root): Setup gives it the data directory (mode 0700
@@ -86,6 +94,18 @@
 // collector's current file. [Standby.Stop] shuts down fast, then
 // immediately after StopTimeout. [Standby.Status] reports the postmaster
 // and its walreceiver.
+//
+// # Noticing a silent source
+//
+// A network that drops packets without a reset is seen only through
+// timeouts. Setup writes wal_receiver_timeout and
+// wal_receiver_status_interval on the standby, and connect_timeout, TCP
+// keepalives and (12+) tcp_user_timeout into primary_conninfo, so that the
+// walreceiver gives up on a source it no longer hears within about 10 s
+// ([Liveness], configurable). [Standby.Replay] reports what the standby
+// received and applied, when it last heard from the source, whether replay
+// is paused and whether a walreceiver streams: the facts that tell a stalled
+// or dead stream from an idle one.
 //
 // Process checks read /proc: the running side is for Linux.
 package replica

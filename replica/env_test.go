@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -10,47 +11,73 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgstage/pgstage/internal/pgver"
 )
 
-// The server's environment carries PGPASSFILE where libpq has no passfile=
-// (9.x) and never this process's own libpq settings.
-func TestCommandEnvironment(t *testing.T) {
-	t.Setenv("PGPASSWORD", "leaked")
-	t.Setenv("PGPASSFILE", "/somewhere/else")
-	s, err := New(Config{DataDir: "/d/data", BinDir: "/b", Source: Source{Host: "h", User: "u", Password: "pw"}, OSUser: "postgres"})
+// The servers get only what PostgreSQL needs from this process's
+// environment: never PG* settings of ours, never a variable holding the
+// password, and PGPASSFILE only where libpq has no passfile= (9.x).
+func TestServerEnvironment(t *testing.T) {
+	s, err := New(Config{DataDir: "/d/data", BinDir: "/b", Source: Source{Host: "h", User: "u", Password: "pw'd"}, OSUser: "postgres"})
 	require.NoError(t, err)
+	caller := []string{
+		"PATH=/opt/pg/bin:/usr/bin", "LANG=C.UTF-8", "LC_MESSAGES=C", "TZ=UTC", "LD_LIBRARY_PATH=/opt/lib",
+		"PGPASSWORD=leaked", "PGPASSFILE=/somewhere/else", "SOURCE_PW=pw'd", "AWS_SECRET_ACCESS_KEY=x",
+		"HOME=/root", "LC_ALL=pw\\'d", "SSH_AUTH_SOCK=/tmp/agent", "PATH=/second/path",
+	}
+	common := []string{"PATH=/opt/pg/bin:/usr/bin", "LANG=C.UTF-8", "LC_MESSAGES=C", "TZ=UTC", "LD_LIBRARY_PATH=/opt/lib"}
+	if s.user.Home != "" {
+		common = append(common, "HOME="+s.user.Home)
+	}
 	for _, tc := range []struct {
 		major Major
-		want  bool
-	}{{904, true}, {906, true}, {1000, false}, {1800, false}} {
-		r, err := rulesFor(tc.major)
-		require.NoError(t, err)
-		env := s.command(context.Background(), r, "pg_ctl").Env
-		assert.Equal(t, tc.want, slices.Contains(env, "PGPASSFILE=/d/.data.pgpass"), "%s: PGPASSFILE", tc.major)
-		for _, kv := range env {
-			assert.False(t, strings.HasPrefix(kv, "PGPASSWORD="), "%s: PGPASSWORD passed on", tc.major)
-			assert.NotEqual(t, "PGPASSFILE=/somewhere/else", kv)
-		}
+		want  []string
+	}{
+		{pgver.V9_4, append(slices.Clone(common), "PGPASSFILE=/d/.data.pgpass")},
+		{pgver.V9_6, append(slices.Clone(common), "PGPASSFILE=/d/.data.pgpass")},
+		{pgver.V10, common},
+		{pgver.V18, common},
+	} {
+		t.Run(tc.major.String(), func(t *testing.T) {
+			r, err := rulesFor(tc.major)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, s.serverEnv(r, caller))
+		})
+	}
+	// No PATH given: a fixed one, so that the server's shell commands work.
+	assert.Equal(t, "PATH=/usr/local/bin:/usr/bin:/bin", s.serverEnv(nil, []string{"X=1"})[0])
+}
+
+func TestVersionTableCoversEveryMajor(t *testing.T) {
+	for i := 1; i < len(versionTable); i++ {
+		assert.Equal(t, versionTable[i-1].To, versionTable[i].From, "gap or overlap before row %d", i)
+	}
+	assert.Equal(t, pgver.Oldest, versionTable[0].From)
+	for m := pgver.Oldest; m <= pgver.Newest; m = next(m) {
+		r, err := rulesFor(m)
+		require.NoError(t, err, m)
+		assert.Equal(t, m < pgver.V12, r.recoveryConf, "%s recovery.conf", m)
+		assert.Equal(t, m >= pgver.V9_6, r.hotStandby, "%s hot standby", m)
+		assert.Equal(t, m >= pgver.V10, r.passfileParam, "%s passfile=", m)
+		assert.Equal(t, m >= pgver.V12, r.tcpUserTimeout, "%s tcp_user_timeout", m)
+		assert.Equal(t, m < pgver.V10, strings.Contains(r.funcs.receiveLSN+r.funcs.replayLSN+r.funcs.replayPaused, "xlog"), "%s xlog names", m)
+	}
+	for _, m := range []Major{pgver.Oldest - 1, pgver.Newest + 100, 0} {
+		_, err := rulesFor(m)
+		assert.ErrorIs(t, err, ErrUnsupportedVersion, m)
 	}
 }
 
-func TestVersionTableIsContiguous(t *testing.T) {
-	require.Equal(t, Major(904), versionTable[0].from)
-	for i := 1; i < len(versionTable); i++ {
-		assert.Equal(t, versionTable[i-1].to, versionTable[i].from, "gap or overlap before row %d", i)
+// next is the major after m: 9.4, 9.5, 9.6, 10, 11, ...
+func next(m Major) Major {
+	if m < pgver.V9_6 {
+		return m + 1
 	}
-	assert.Equal(t, Major(1900), versionTable[len(versionTable)-1].to)
-	for _, m := range []Major{904, 905, 906, 1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 1800} {
-		r, err := rulesFor(m)
-		require.NoError(t, err, m)
-		assert.Equal(t, m < 1200, r.recoveryConf, "%s recovery.conf", m)
-		assert.Equal(t, m >= 906, r.hotStandby, "%s hot standby", m)
-		assert.Equal(t, m >= 1000, r.passfileParam, "%s passfile=", m)
+	if m == pgver.V9_6 {
+		return pgver.V10
 	}
-	_, err := rulesFor(903)
-	assert.ErrorIs(t, err, ErrUnsupportedVersion)
-	_, err = rulesFor(1900)
-	assert.ErrorIs(t, err, ErrUnsupportedVersion)
+	return m + 100
 }
 
 // Should the server ever log the password (a DBA's log_statement, a
@@ -75,4 +102,11 @@ func TestErrorsRedactPassword(t *testing.T) {
 	assert.Equal(t, "FATAL:  no ******** here DETAIL:  ******** again", st.Reason)
 	assert.NotContains(t, startErr.Error(), "hunter22")
 	assert.NotContains(t, s.LogTail(10), "hunter22")
+
+	assert.True(t, Final(serr), "no context error: the fault is final")
+	assert.False(t, Final(s.streamError("", context.DeadlineExceeded)))
+	assert.False(t, Final(startErr))
+	assert.True(t, HasLogTail(startErr))
+	assert.True(t, HasLogTail(fmt.Errorf("wrapped: %w", serr)))
+	assert.False(t, HasLogTail(errors.New("pg_ctl failed")))
 }

@@ -3,10 +3,16 @@ package replica
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
+// The errors a caller branches on with errors.Is. The typed errors below
+// tie themselves to theirs with Unwrap.
 var (
+	// ErrInvalidConfig: New found problems in the Config; the error lists
+	// every one of them (errors.Join), each saying what to do.
+	ErrInvalidConfig = errors.New("replica: invalid config")
+	// ErrUnsupportedVersion: a major outside 9.4 to 18.
+	ErrUnsupportedVersion = errors.New("replica: unsupported PostgreSQL version (supported: 9.4 to 18)")
 	// ErrVersionMismatch: the data directory and the staging binaries are of
 	// different majors.
 	ErrVersionMismatch = errors.New("replica: data directory and staging binaries are of different major versions")
@@ -18,23 +24,14 @@ var (
 	ErrNotStreaming = errors.New("replica: standby is not streaming")
 	// ErrNotRunning: the staging server is not running.
 	ErrNotRunning = errors.New("replica: staging server is not running")
+	// ErrWarmStandby: the standby takes no queries (9.4 and 9.5 are set up
+	// as warm standbys), so Replay cannot ask it.
+	ErrWarmStandby = errors.New("replica: a warm standby (9.4, 9.5) takes no queries")
 )
 
-// ConfigError lists every problem found in a Config.
-type ConfigError struct{ Errs []error }
-
-func (e *ConfigError) Error() string {
-	msgs := make([]string, len(e.Errs))
-	for i, err := range e.Errs {
-		msgs[i] = err.Error()
-	}
-	return "replica: invalid config: " + strings.Join(msgs, "; ")
-}
-
-func (e *ConfigError) Unwrap() []error { return e.Errs }
-
-// VersionError names both majors of a mismatch.
-type VersionError struct {
+// versionError names both majors of a mismatch. Callers branch on
+// ErrVersionMismatch; the text says which binaries to use.
+type versionError struct {
 	DataDir    string
 	DataMajor  Major // from PG_VERSION
 	BinDir     string
@@ -42,12 +39,12 @@ type VersionError struct {
 	BinVersion string
 }
 
-func (e *VersionError) Error() string {
+func (e *versionError) Error() string {
 	return fmt.Sprintf("replica: data directory %s is PostgreSQL %s (PG_VERSION) but the staging binaries in %s are %s (%s): use binaries of %s",
 		e.DataDir, e.DataMajor, e.BinDir, e.BinMajor, e.BinVersion, e.DataMajor)
 }
 
-func (e *VersionError) Unwrap() error { return ErrVersionMismatch }
+func (e *versionError) Unwrap() error { return ErrVersionMismatch }
 
 // StartError says why the server did not start: the reason found in the
 // server log (could not bind, hot standby is not possible because ...,
@@ -96,4 +93,20 @@ func (e *StreamError) Unwrap() []error {
 		return []error{ErrNotStreaming, e.Err}
 	}
 	return []error{ErrNotStreaming}
+}
+
+// Final reports whether err says the standby cannot stream until someone
+// acts on the source or the credentials (authentication refused, WAL
+// already removed, another system's WAL): waiting longer will not help.
+func Final(err error) bool {
+	var se *StreamError
+	return errors.As(err, &se) && se.Err == nil
+}
+
+// HasLogTail reports whether err already carries the last lines of the
+// server log (a StartError or StreamError), so a caller need not add them.
+func HasLogTail(err error) bool {
+	var start *StartError
+	var stream *StreamError
+	return errors.As(err, &start) && start.LogTail != "" || errors.As(err, &stream) && stream.LogTail != ""
 }

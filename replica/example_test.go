@@ -22,7 +22,7 @@ func Example() {
 		Source: replica.Source{
 			Host:     "db.example.com",
 			User:     "replicator",
-			Password: os.Getenv("REPL_PASSWORD"), // goes to a 0600 password file only
+			Password: replica.Password(os.Getenv("REPL_PASSWORD")), // goes to a 0600 password file only
 		},
 	})
 	if err != nil {
@@ -50,17 +50,15 @@ func Example() {
 	fmt.Println("streaming, confirmed by", st.Method)
 }
 
-func ExampleParseMajor() {
-	for _, v := range []string{"9.4", "9.6.24", "15", "18.1"} {
-		m, err := replica.ParseMajor(v)
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Println(v, "->", m, int(m))
-	}
+// A Password shows itself as [redacted], so a Source or Config can be
+// printed or logged whole.
+func ExamplePassword() {
+	src := replica.Source{Host: "db.example.com", User: "replicator", Password: "s3cret"}
+	fmt.Printf("%+v\n", src)
+	fmt.Printf("%q\n", src.Password)
+	fmt.Println(len(src.Password.Reveal()), "bytes go into the password file")
 	// Output:
-	// 9.4 -> 9.4 904
-	// 9.6.24 -> 9.6 906
-	// 15 -> 15 1500
-	// 18.1 -> 18 1800
+	// {Host:db.example.com Port:0 User:replicator Password:[redacted] SSLMode:}
+	// "[redacted]"
+	// 6 bytes go into the password file
 }

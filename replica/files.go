@@ -5,11 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -21,8 +17,8 @@ import (
 // in, so a secret is never readable by others for an instant.
 func (s *Standby) writeFile(path string, data []byte) error {
 	var opts []atomicfile.Option
-	if s.uid >= 0 {
-		opts = append(opts, atomicfile.Owner(s.uid, s.gid))
+	if s.asUser {
+		opts = append(opts, atomicfile.Owner(s.user.UID, s.user.GID))
 	}
 	if err := atomicfile.Write(path, data, 0o600, opts...); err != nil {
 		return fmt.Errorf("replica: %w", err)
@@ -66,40 +62,29 @@ func (s *Standby) ownDataDir() (changed bool, err error) {
 		}
 		changed = true
 	}
-	if s.uid < 0 {
+	if !s.asUser {
 		return changed, nil
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) == s.uid {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) == s.user.UID {
 		return changed, nil
 	}
 	err = filepath.WalkDir(s.cfg.DataDir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, s.uid, s.gid)
+		return s.user.Chown(p)
 	})
 	if err != nil {
-		return false, fmt.Errorf("replica: giving the data directory to %s: %w", s.osUser, err)
+		return false, fmt.Errorf("replica: giving the data directory to %s: %w", s.user.Name, err)
 	}
 	return true, nil
-}
-
-// setCredential makes cmd run as uid:gid (when uid >= 0, i.e. when we are
-// root), with no supplementary groups of ours.
-func setCredential(cmd *exec.Cmd, uid, gid int) {
-	if uid < 0 {
-		return
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}},
-	}
 }
 
 // can reports whether the OS user has the permission bits (4 read, 2
 // write, 1 search) on path, as owner, through any of their groups, or as
 // others.
 func (s *Standby) can(path string, bits os.FileMode) (bool, error) {
-	if s.uid < 0 {
+	if !s.asUser {
 		return true, nil
 	}
 	st, err := os.Stat(path)
@@ -112,28 +97,13 @@ func (s *Standby) can(path string, bits os.FileMode) (bool, error) {
 	}
 	perm := st.Mode().Perm()
 	switch {
-	case int(sys.Uid) == s.uid:
+	case int(sys.Uid) == s.user.UID:
 		return perm&(bits<<6) == bits<<6, nil
-	case s.inGroup(int(sys.Gid)):
+	case s.user.InGroup(int(sys.Gid)):
 		return perm&(bits<<3) == bits<<3, nil
 	default:
 		return perm&bits == bits, nil
 	}
-}
-
-func (s *Standby) inGroup(gid int) bool {
-	if gid == s.gid {
-		return true
-	}
-	u, err := user.LookupId(strconv.Itoa(s.uid))
-	if err != nil {
-		return false
-	}
-	ids, err := u.GroupIds()
-	if err != nil {
-		return false
-	}
-	return slices.Contains(ids, strconv.Itoa(gid))
 }
 
 // reachable checks that the OS user can read path: search permission on
@@ -147,7 +117,7 @@ func (s *Standby) reachable(path string) error {
 			return fmt.Errorf("replica: %w", err)
 		}
 		if !ok {
-			return fmt.Errorf("replica: %s cannot enter %s, so the server cannot read %s: give it search permission or choose another PassFile", s.osUser, dir, path)
+			return fmt.Errorf("replica: %s cannot enter %s, so the server cannot read %s: give it search permission or choose another PassFile", s.user.Name, dir, path)
 		}
 		if dir == filepath.Dir(dir) {
 			break
@@ -158,7 +128,7 @@ func (s *Standby) reachable(path string) error {
 		return fmt.Errorf("replica: %w", err)
 	}
 	if !ok {
-		return fmt.Errorf("replica: %s cannot read %s", s.osUser, path)
+		return fmt.Errorf("replica: %s cannot read %s", s.user.Name, path)
 	}
 	return nil
 }
@@ -176,10 +146,8 @@ func (s *Standby) prepareSocketDirs() error {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return fmt.Errorf("replica: socket directory: %w", err)
 			}
-			if s.uid >= 0 {
-				if err := os.Chown(dir, s.uid, s.gid); err != nil {
-					return fmt.Errorf("replica: socket directory: %w", err)
-				}
+			if err := s.user.Chown(dir); err != nil {
+				return fmt.Errorf("replica: socket directory: %w", err)
 			}
 			continue
 		}
@@ -188,7 +156,7 @@ func (s *Standby) prepareSocketDirs() error {
 			return fmt.Errorf("replica: socket directory: %w", err)
 		}
 		if !ok {
-			return fmt.Errorf("replica: %s cannot create its socket in %s: give it write permission or choose another SocketDir", s.osUser, dir)
+			return fmt.Errorf("replica: %s cannot create its socket in %s: give it write permission or choose another SocketDir", s.user.Name, dir)
 		}
 	}
 	return nil

@@ -1,18 +1,16 @@
 package replica
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgstage/pgstage/internal/osuser"
 )
 
 // Source is the primary the standby streams from.
@@ -23,7 +21,7 @@ type Source struct {
 	// written to a password file only, never to a configuration file,
 	// process argument, log line or error.
 	User     string
-	Password string
+	Password Password
 	// SSLMode is libpq's sslmode for the replication connection; empty
 	// leaves libpq's default (prefer).
 	SSLMode string
@@ -84,6 +82,10 @@ type Config struct {
 	// falls back on the server log and the walreceiver process.
 	QueryUser, QueryDatabase string
 
+	// Liveness bounds how soon the standby notices a source it no longer
+	// hears from (see [Liveness]); the zero value means about 10 s.
+	Liveness Liveness
+
 	// StartTimeout bounds pg_ctl start; default 5 minutes (a standby that
 	// must replay much WAL before it opens takes long).
 	StartTimeout time.Duration
@@ -98,11 +100,12 @@ type Config struct {
 // Standby is one staging standby. Its methods are safe to call from one
 // goroutine at a time.
 type Standby struct {
-	cfg    Config
-	log    *slog.Logger
-	uid    int // -1: do not change owners
-	gid    int
-	osUser string
+	cfg Config
+	log *slog.Logger
+	// user is the OS user the server runs as and its files belong to;
+	// asUser says this process is root and must switch to it.
+	user   osuser.User
+	asUser bool
 
 	checked Major // the major version found to match the binaries, 0 before
 
@@ -137,7 +140,7 @@ func New(cfg Config) (*Standby, error) {
 	if strings.ContainsAny(cfg.Source.User, "\r\n") {
 		errs = append(errs, errors.New("Source.User holds a line break: a passfile line cannot carry it; use a role name without one"))
 	}
-	if strings.ContainsAny(cfg.Source.Password, "\r\n") {
+	if strings.ContainsAny(cfg.Source.Password.Reveal(), "\r\n") {
 		errs = append(errs, errors.New("Source.Password holds a line break: a passfile line cannot carry it; change the role's password"))
 	}
 	if cfg.Source.Port == 0 {
@@ -182,32 +185,24 @@ func New(cfg Config) (*Standby, error) {
 	if cfg.QueryDatabase == "" {
 		cfg.QueryDatabase = "postgres"
 	}
+	cfg.Liveness = cfg.Liveness.withDefaults()
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 5 * time.Minute
 	}
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = time.Minute
 	}
-	s := &Standby{cfg: cfg, log: cfg.Logger, uid: -1, gid: -1}
+	s := &Standby{cfg: cfg, log: cfg.Logger, asUser: os.Geteuid() == 0}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if os.Geteuid() == 0 {
-		name := cfg.OSUser
-		if name == "" {
-			name = "postgres"
-		}
-		u, err := user.Lookup(name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("OSUser %q: %w (PostgreSQL refuses to run as root: create the user or name another)", name, err))
-		} else {
-			s.uid, _ = strconv.Atoi(u.Uid)
-			s.gid, _ = strconv.Atoi(u.Gid)
-			s.osUser = name
-		}
+	u, err := osuser.RunAs(cfg.OSUser)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("OSUser: %w", err))
 	}
+	s.user = u
 	if len(errs) > 0 {
-		return nil, &ConfigError{Errs: errs}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return s, nil
 }
@@ -232,24 +227,9 @@ func sanitizeAppName(name string) string {
 // Config returns the configuration with its defaults filled in.
 func (s *Standby) Config() Config { return s.cfg }
 
-// command prepares a staging binary to run as the OS user, in the data
-// directory, with an environment that carries no libpq settings of ours
-// (PGPASSWORD above all) but PGPASSFILE where the major needs it.
-func (s *Standby) command(ctx context.Context, r *rules, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, name), args...)
-	// A directory every user can enter: the caller's may be closed to the OS user.
-	cmd.Dir = "/"
-	env := make([]string, 0, len(os.Environ())+1)
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PG") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	if r != nil && !r.passfileParam {
-		env = append(env, "PGPASSFILE="+s.cfg.PassFile)
-	}
-	cmd.Env = env
-	setCredential(cmd, s.uid, s.gid)
-	return cmd
+// Format shows the standby by its data directory, for every verb: the
+// configuration inside holds the password, and fmt would print the fields
+// of an unexported struct without asking them how.
+func (s *Standby) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "replica.Standby(%s)", s.cfg.DataDir)
 }

@@ -77,7 +77,7 @@ func TestNewestFile(t *testing.T) {
 	assert.Equal(t, young, newestFile(dir))
 }
 
-func TestPgctlSeconds(t *testing.T) {
+func TestSeconds(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		0:                       "1",
 		300 * time.Millisecond:  "1",
@@ -85,8 +85,8 @@ func TestPgctlSeconds(t *testing.T) {
 		1900 * time.Millisecond: "2",
 		time.Minute:             "60",
 	} {
-		if got := pgctlSeconds(d); got != want {
-			t.Errorf("pgctlSeconds(%v) = %s, want %s", d, got, want)
+		if got := seconds(d); got != want {
+			t.Errorf("seconds(%v) = %s, want %s", d, got, want)
 		}
 	}
 }

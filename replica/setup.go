@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/pgstage/pgstage/internal/pgcontrol"
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/pgstage/pgstage/internal/secret"
 	"github.com/pgstage/pgstage/pgconf"
 )
@@ -152,6 +153,9 @@ func (s *Standby) Setup(ctx context.Context) (*Result, error) {
 			ed.setIn(kv[0], kv[1], true)
 		}
 	}
+	for _, kv := range s.cfg.Liveness.settings() {
+		ed.setIn(kv[0], kv[1], true)
+	}
 	if ed.err != nil {
 		return nil, ed.err
 	}
@@ -191,13 +195,9 @@ func (s *Standby) version(ctx context.Context) (Major, *rules, error) {
 		r, err := rulesFor(s.checked)
 		return s.checked, r, err
 	}
-	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, "PG_VERSION"))
+	major, err := pgver.ReadDataDir(s.cfg.DataDir)
 	if err != nil {
 		return 0, nil, fmt.Errorf("replica: %s is not a restored data directory: %w", s.cfg.DataDir, err)
-	}
-	major, err := ParseMajor(string(b))
-	if err != nil {
-		return 0, nil, fmt.Errorf("replica: %s/PG_VERSION: %w", s.cfg.DataDir, err)
 	}
 	r, err := rulesFor(major)
 	if err != nil {
@@ -208,22 +208,16 @@ func (s *Standby) version(ctx context.Context) (Major, *rules, error) {
 		return 0, nil, fmt.Errorf("replica: running %s --version: %w", filepath.Join(s.cfg.BinDir, "postgres"), err)
 	}
 	version := strings.TrimSpace(string(out))
-	m := binVersionRE.FindStringSubmatch(version)
-	if m == nil {
-		return 0, nil, fmt.Errorf("replica: %s/postgres --version printed %q, not a PostgreSQL version", s.cfg.BinDir, version)
-	}
-	binMajor, err := ParseMajor(m[1])
+	binMajor, err := pgver.Parse(version)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("replica: %s/postgres --version: %w", s.cfg.BinDir, err)
 	}
 	if binMajor != major {
-		return 0, nil, &VersionError{DataDir: s.cfg.DataDir, DataMajor: major, BinDir: s.cfg.BinDir, BinMajor: binMajor, BinVersion: version}
+		return 0, nil, &versionError{DataDir: s.cfg.DataDir, DataMajor: major, BinDir: s.cfg.BinDir, BinMajor: binMajor, BinVersion: version}
 	}
 	s.checked = major
 	return major, r, nil
 }
-
-var binVersionRE = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+(?:\.[0-9]+)?)`)
 
 // generateMissing writes minimal configuration files when the backup has
 // none (sources that keep them in /etc, as Debian does).
@@ -256,9 +250,9 @@ func (s *Standby) generateMissing(r *rules, res *Result) error {
 // user before the password goes in, replaced atomically.
 func (s *Standby) writePassFile(res *Result) error {
 	src := s.cfg.Source
-	line := passfileLine(src.Host, strconv.Itoa(src.Port), src.User, src.Password)
+	line := passfileLine(src.Host, strconv.Itoa(src.Port), src.User, src.Password.Reveal())
 	if err := s.writeFile(s.cfg.PassFile, []byte(line)); err != nil {
-		return secret.Error(err, src.Password)
+		return secret.Error(err, src.Password.Reveal())
 	}
 	res.Written = append(res.Written, s.cfg.PassFile)
 	return s.reachable(s.cfg.PassFile)
@@ -278,6 +272,7 @@ func (s *Standby) primaryConnInfo(r *rules) string {
 	if r.passfileParam {
 		kv["passfile"] = s.cfg.PassFile
 	}
+	s.cfg.Liveness.conninfo(r, kv)
 	return conninfo(kv)
 }
 
@@ -328,7 +323,7 @@ func (s *Standby) appendAutoConf(settings [][2]string, res *Result) error {
 	if err := s.writeFile(path, buf.Bytes()); err != nil {
 		return err
 	}
-	if !containsString(res.Written, path) {
+	if !slices.Contains(res.Written, path) {
 		res.Written = append(res.Written, path)
 	}
 	return nil
@@ -368,6 +363,9 @@ func (s *Standby) verify(r *rules, res *Result) error {
 		return fmt.Errorf("replica: reading back the configuration: %w", err)
 	}
 	want := map[string]string{"port": strconv.Itoa(s.cfg.Port), "hot_standby": map[bool]string{true: "on", false: "off"}[r.hotStandby]}
+	for _, kv := range s.cfg.Liveness.settings() {
+		want[kv[0]] = kv[1]
+	}
 	if !r.recoveryConf {
 		want["primary_conninfo"] = res.PrimaryConnInfo
 		want["recovery_target_timeline"] = "latest"
@@ -382,13 +380,4 @@ func (s *Standby) verify(r *rules, res *Result) error {
 		}
 	}
 	return nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

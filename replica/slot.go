@@ -15,7 +15,7 @@ import (
 func (s *Standby) connectSource(ctx context.Context) (*pgconn.PgConn, error) {
 	src := s.cfg.Source
 	conn, err := replconn.Connect(ctx, replconn.Config{
-		Host: src.Host, Port: src.Port, User: src.User, Password: src.Password, SSLMode: src.SSLMode,
+		Host: src.Host, Port: src.Port, User: src.User, Password: src.Password.Reveal(), SSLMode: src.SSLMode,
 		ApplicationName: s.cfg.ApplicationName,
 	})
 	if err != nil {

@@ -1,61 +1,30 @@
 package replica
 
 import (
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+
+	"github.com/pgstage/pgstage/internal/pgver"
 )
 
-// Major is a PostgreSQL major version as server_version_num / 100 counts
-// it: 904 for 9.4, 906 for 9.6, 1000 for 10, 1800 for 18.
-type Major int
+// Major is a PostgreSQL major version (904 for 9.4, 1500 for 15), as
+// [Result].Major reports it; its String spells it as PG_VERSION does.
+type Major = pgver.Major
 
-// ParseMajor reads a major as PG_VERSION and "postgres --version" spell it:
-// "9.6", "15", "15.4", "9.6.24".
-func ParseMajor(s string) (Major, error) {
-	s = strings.TrimSpace(s)
-	parts := strings.Split(s, ".")
-	first, err := strconv.Atoi(parts[0])
-	if err != nil || first <= 0 {
-		return 0, fmt.Errorf("replica: %q is not a PostgreSQL version", s)
-	}
-	if first >= 10 {
-		return Major(first * 100), nil
-	}
-	if len(parts) < 2 {
-		return 0, fmt.Errorf("replica: %q is not a PostgreSQL version (9.x needs its minor part)", s)
-	}
-	second, err := strconv.Atoi(parts[1])
-	if err != nil || second < 0 || second > 99 {
-		return 0, fmt.Errorf("replica: %q is not a PostgreSQL version", s)
-	}
-	return Major(first*100 + second), nil
-}
-
-// String spells the major as PG_VERSION does: "9.6", "15".
-func (m Major) String() string {
-	if m >= 1000 {
-		return strconv.Itoa(int(m) / 100)
-	}
-	return fmt.Sprintf("%d.%d", int(m)/100, int(m)%100)
-}
-
-// rules is what differs between majors for a standby, one row per half-open
-// range [from, to) of majors. Code asks rulesFor(major) and never compares
-// version numbers itself.
+// rules is what differs between majors for a standby. Code asks
+// rulesFor(major) and never compares version numbers itself.
 type rules struct {
-	from, to Major
-
 	// recoveryConf: standby settings go into recovery.conf (before 12);
 	// else standby.signal plus settings in the server's configuration.
 	recoveryConf bool
 	// hotStandby: the standby accepts read-only connections. 9.4 and 9.5
-	// run as warm standbys (hot_standby = off), as the original product did.
+	// are set up as warm standbys (hot_standby = off): they take no
+	// connections and are judged by their log alone.
 	hotStandby bool
 	// passfileParam: libpq of this major knows passfile= (10+); before, the
 	// server's environment carries PGPASSFILE.
 	passfileParam bool
+	// tcpUserTimeout: libpq of this major knows tcp_user_timeout (12+).
+	tcpUserTimeout bool
 	// walReceiverView: pg_stat_wal_receiver exists (9.6+).
 	walReceiverView bool
 	// pgctlWaitsForStandby: pg_ctl start -w returns once a standby is up
@@ -75,7 +44,17 @@ type rules struct {
 	slotReserveWAL bool
 	// logDirectory is log_directory's default.
 	logDirectory string
+	// funcs names the recovery functions (10 renamed xlog to wal).
+	funcs recoveryFuncs
 }
+
+// recoveryFuncs are the names of a major's recovery information functions.
+type recoveryFuncs struct{ receiveLSN, replayLSN, replayPaused string }
+
+var (
+	xlogFuncs = recoveryFuncs{"pg_last_xlog_receive_location", "pg_last_xlog_replay_location", "pg_is_xlog_replay_paused"}
+	walFuncs  = recoveryFuncs{"pg_last_wal_receive_lsn", "pg_last_wal_replay_lsn", "pg_is_wal_replay_paused"}
+)
 
 // The recovery settings that moved into the server's configuration in 12.
 var recoverySettings12 = []string{
@@ -85,6 +64,10 @@ var recoverySettings12 = []string{
 	// Not parameters from 12 on: the server would reject the file.
 	"standby_mode", "trigger_file",
 }
+
+// promote_trigger_file is gone from 16: a leftover one is then an unknown
+// name, which the server also rejects, so it is commented out either way.
+var stale12 = append([]string{"promote_trigger_file"}, recoverySettings12...)
 
 var defaults94 = map[string]int{
 	"max_connections": 100, "max_worker_processes": 8, "max_wal_senders": 0,
@@ -96,31 +79,33 @@ var defaults10 = map[string]int{
 	"max_prepared_transactions": 0, "max_locks_per_transaction": 64,
 }
 
-var versionTable = []rules{
-	{from: 904, to: 906, recoveryConf: true, hbaAuth: "md5", defaults: defaults94, logDirectory: "pg_log"},
-	{from: 906, to: 1000, recoveryConf: true, hotStandby: true, walReceiverView: true,
-		hbaAuth: "md5", defaults: defaults94, slotReserveWAL: true, logDirectory: "pg_log"},
-	{from: 1000, to: 1200, recoveryConf: true, hotStandby: true, walReceiverView: true, passfileParam: true,
-		pgctlWaitsForStandby: true, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log"},
-	{from: 1200, to: 1400, hotStandby: true, walReceiverView: true, passfileParam: true, pgctlWaitsForStandby: true,
-		stale: append([]string{"promote_trigger_file"}, recoverySettings12...), hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log"},
-	// promote_trigger_file is gone from 16: a leftover one is then an
-	// unknown name, which the server also rejects, so it goes either way.
-	{from: 1400, to: 1900, hotStandby: true, walReceiverView: true, passfileParam: true, pgctlWaitsForStandby: true,
-		stale: append([]string{"promote_trigger_file"}, recoverySettings12...), hbaAuth: "scram-sha-256", defaults: defaults10, slotReserveWAL: true, logDirectory: "log"},
+var versionTable = pgver.Table[rules]{
+	{Range: pgver.Range{From: pgver.V9_4, To: pgver.V9_6}, Rules: rules{
+		recoveryConf: true, hbaAuth: "md5", defaults: defaults94, logDirectory: "pg_log", funcs: xlogFuncs,
+	}},
+	{Range: pgver.Range{From: pgver.V9_6, To: pgver.V10}, Rules: rules{
+		recoveryConf: true, hotStandby: true, walReceiverView: true,
+		hbaAuth: "md5", defaults: defaults94, slotReserveWAL: true, logDirectory: "pg_log", funcs: xlogFuncs,
+	}},
+	{Range: pgver.Range{From: pgver.V10, To: pgver.V12}, Rules: rules{
+		recoveryConf: true, hotStandby: true, walReceiverView: true, passfileParam: true,
+		pgctlWaitsForStandby: true, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log", funcs: walFuncs,
+	}},
+	{Range: pgver.Range{From: pgver.V12, To: pgver.V14}, Rules: rules{
+		hotStandby: true, walReceiverView: true, passfileParam: true, tcpUserTimeout: true, pgctlWaitsForStandby: true,
+		stale: stale12, hbaAuth: "md5", defaults: defaults10, slotReserveWAL: true, logDirectory: "log", funcs: walFuncs,
+	}},
+	{Range: pgver.Since(pgver.V14), Rules: rules{
+		hotStandby: true, walReceiverView: true, passfileParam: true, tcpUserTimeout: true, pgctlWaitsForStandby: true,
+		stale: stale12, hbaAuth: "scram-sha-256", defaults: defaults10, slotReserveWAL: true, logDirectory: "log", funcs: walFuncs,
+	}},
 }
-
-// ErrUnsupportedVersion: a major outside 9.4 to 18.
-var ErrUnsupportedVersion = errors.New("replica: unsupported PostgreSQL version (supported: 9.4 to 18)")
 
 func rulesFor(m Major) (*rules, error) {
-	for i := range versionTable {
-		if r := &versionTable[i]; m >= r.from && m < r.to {
-			return r, nil
-		}
+	if !m.Supported() {
+		return nil, fmt.Errorf("%w: %s", ErrUnsupportedVersion, m)
 	}
-	return nil, fmt.Errorf("%w: %s", ErrUnsupportedVersion, m)
+	// The table covers every supported major (a test checks it).
+	r, _ := versionTable.For(m)
+	return &r, nil
 }
-
-// MarshalText spells the major as String does, for JSON and logs.
-func (m Major) MarshalText() ([]byte, error) { return []byte(m.String()), nil }

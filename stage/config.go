@@ -2,71 +2,91 @@ package stage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-multierror"
+	"github.com/pgstage/pgstage/internal/osuser"
+	"github.com/pgstage/pgstage/internal/pathx"
+
+	"github.com/pgstage/pgstage/replica"
 )
 
 // Config describes one staging: where the backup is, the source it streams
 // from, the staging instance, and what to do around each job. Zero fields
-// mean the defaults documented on each field. Fields tagged json:"-" are
-// never written to the state file (the password above all).
+// mean the defaults documented on each field.
+//
+// Config is the API only: the state file keeps its own record of it
+// (without the password and the function fields), and a program that reads
+// its configuration from a file maps that file onto Config itself.
 type Config struct {
 	// BackupPath is the one directory holding the backup (required): a
 	// PostgreSQL_T<YYYYMMDDhhmmss> folder, the files themselves, or a
 	// PostgreSQL_T<YYYYMMDD>.zip, by that precedence (see backupsel).
-	BackupPath string `json:"backup_path"`
-	// WALPath is a folder of WAL segments to add to a backup taken without
-	// WAL. Ignored when StreamWhenNoWAL is set, as in the original product.
-	WALPath string `json:"wal_path,omitempty"`
-	// StreamWhenNoWAL accepts a backup without WAL: the standby streams it
-	// from the source. It takes precedence over WALPath.
-	StreamWhenNoWAL bool `json:"stream_when_no_wal,omitempty"`
-	// VerifyBackup checks every file of the backup against its
-	// backup_manifest checksums before restoring (13+). Default: names and
-	// sizes only.
-	VerifyBackup bool `json:"verify_backup,omitempty"`
-	// BackupSettle is how long backup files must stay unchanged to count as
-	// finished; 0 means backupsel's default (2s), negative disables it.
-	BackupSettle time.Duration `json:"backup_settle,omitempty"`
+	BackupPath string
+	// Restore says how the backup is chosen and restored (backupsel).
+	Restore RestoreConfig
 
-	Source  Source  `json:"source"`
-	Staging Staging `json:"staging"`
+	Source  Source
+	Staging Staging
 
 	// Settings are applied to the staging postgresql.conf after the standby
 	// is configured, in order: a value set, or the name commented out so the
 	// server falls back on its default.
-	Settings []Setting `json:"settings,omitempty"`
+	Settings []Setting
 
-	Hooks Hooks `json:"hooks,omitempty"`
+	Hooks Hooks
 
 	// StreamTimeout bounds how long Link, Resync and Enable wait for the
 	// standby to stream; default 2 minutes.
-	StreamTimeout time.Duration `json:"stream_timeout,omitempty"`
-	// WatchPollInterval is how often the log watcher rescans as a safety net
-	// for what inotify misses (network file systems); default 1 minute.
-	WatchPollInterval time.Duration `json:"watch_poll_interval,omitempty"`
-	// WatchPollOnly disables inotify: use it when the staging logs live on
-	// NFS or another network file system.
-	WatchPollOnly bool `json:"watch_poll_only,omitempty"`
+	StreamTimeout time.Duration
+	// Watch tunes the log watcher (walwatch).
+	Watch WatchConfig
 
 	// Snapshotter, if set, is called by Snapshot with the consistent point
 	// just recorded, e.g. to take a file system snapshot of the mount.
-	Snapshotter Snapshotter `json:"-"`
+	Snapshotter Snapshotter
 	// Logger receives the jobs' steps; nil discards.
-	Logger *slog.Logger `json:"-"`
+	Logger *slog.Logger
 	// Progress, if set, is called at each step of a job and as the restore
 	// writes data, so a caller can draw a progress bar.
-	Progress func(Progress) `json:"-"`
+	Progress func(Progress)
 }
+
+// RestoreConfig is passed to backupsel when selecting and restoring.
+type RestoreConfig struct {
+	// WALPath is a folder of WAL segments to add to a backup taken without
+	// WAL. Ignored when StreamWhenNoWAL is set.
+	WALPath string
+	// StreamWhenNoWAL accepts a backup without WAL: the standby streams it
+	// from the source. It takes precedence over WALPath.
+	StreamWhenNoWAL bool
+	// Verify checks every file of the backup against its backup_manifest
+	// checksums before restoring (13+). Default: names and sizes only.
+	Verify bool
+	// Settle is how long backup files must stay unchanged to count as
+	// finished; 0 means backupsel's default (2s), negative disables it.
+	Settle time.Duration
+}
+
+// WatchConfig is passed to walwatch when following the staging server log.
+type WatchConfig struct {
+	// PollInterval is how often the log watcher rescans as a safety net
+	// for what inotify misses (network file systems); default 1 minute.
+	PollInterval time.Duration
+	// PollOnly disables inotify: use it when the staging logs live on NFS
+	// or another network file system.
+	PollOnly bool
+}
+
+// Password is the source's password; it prints as [redacted] everywhere
+// (see [replica.Password]).
+type Password = replica.Password
 
 // Source is the production server the staging streams from.
 type Source struct {
@@ -74,8 +94,8 @@ type Source struct {
 	Port int    `json:"port,omitempty"` // default 5432
 	// User is the replication role (required); Password its password,
 	// which pgstage keeps in memory and in the standby's 0600 passfile only.
-	User     string `json:"user"`
-	Password string `json:"-"`
+	User     string   `json:"user"`
+	Password Password `json:"-"`
 	// SSLMode is libpq's sslmode; empty means "prefer" as libpq.
 	SSLMode string `json:"sslmode,omitempty"`
 	// ConnectTimeout bounds each connection to the source; default 10s.
@@ -85,7 +105,8 @@ type Source struct {
 // Staging is the standby instance on this host.
 type Staging struct {
 	// DataDir is the staging data directory, the mount location (required,
-	// absolute). It must be absent or empty before Link.
+	// absolute). It must be absent or empty before Link, and its parent
+	// must exist.
 	DataDir string `json:"data_dir"`
 	// Port is the staging server's port (required): a port no other
 	// server uses.
@@ -128,7 +149,7 @@ type Setting struct {
 const (
 	DefaultSourcePort     = 5432
 	DefaultSocketDir      = "/tmp"
-	DefaultOSUser         = "postgres"
+	DefaultOSUser         = osuser.DefaultName
 	DefaultDBUser         = "postgres"
 	DefaultStreamTimeout  = 2 * time.Minute
 	DefaultConnectTimeout = 10 * time.Second
@@ -167,6 +188,9 @@ func (cfg Config) withDefaults() Config {
 	if s.StateDir == "" && s.DataDir != "" {
 		s.StateDir = s.DataDir + stateDirSuffix
 	}
+	if s.StateDir != "" {
+		s.StateDir = filepath.Clean(s.StateDir)
+	}
 	if cfg.StreamTimeout == 0 {
 		cfg.StreamTimeout = DefaultStreamTimeout
 	}
@@ -176,8 +200,8 @@ func (cfg Config) withDefaults() Config {
 // validate checks what can be checked without touching anything, every
 // problem at once.
 func (cfg Config) validate() error {
-	var errs *multierror.Error
-	add := func(format string, a ...any) { errs = multierror.Append(errs, fmt.Errorf(format, a...)) }
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if cfg.BackupPath == "" {
 		add("BackupPath is empty: name the one directory the backups are dropped into")
 	}
@@ -219,7 +243,7 @@ func (cfg Config) validate() error {
 	if s.CreateSlot && s.SlotName == "" {
 		add("Staging.CreateSlot is set without Staging.SlotName: name the slot")
 	}
-	if s.StateDir != "" && s.DataDir != "" && within(s.StateDir, s.DataDir) {
+	if s.StateDir != "" && s.DataDir != "" && pathx.Within(s.StateDir, s.DataDir) {
 		add("Staging.StateDir %q is inside the data directory: a resync empties it; put it beside", s.StateDir)
 	}
 	seen := map[string]bool{}
@@ -244,18 +268,10 @@ func (cfg Config) validate() error {
 			}
 		}
 	}
-	if os.Geteuid() == 0 {
-		if _, err := lookupUser(s.OSUser); err != nil {
-			add("Staging.OSUser %q: %v (PostgreSQL refuses to run as root: create that user or name another)", s.OSUser, err)
-		}
+	if _, err := osuser.RunAs(s.OSUser); err != nil {
+		add("Staging.OSUser: %v", err)
 	}
-	return errs.ErrorOrNil()
-}
-
-// within reports whether path is dir or inside it.
-func within(path, dir string) bool {
-	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
-	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."))
+	return errors.Join(errs...)
 }
 
 func isLocal(host string) bool {
@@ -264,48 +280,6 @@ func isLocal(host string) bool {
 		return true
 	}
 	return strings.HasPrefix(host, "/")
-}
-
-// osUser is the user the server and its files belong to.
-type osUser struct {
-	Name     string
-	UID, GID int
-	Groups   []int
-}
-
-func lookupUser(name string) (osUser, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return osUser{}, err
-	}
-	ou := osUser{Name: name}
-	ou.UID, _ = strconv.Atoi(u.Uid)
-	ou.GID, _ = strconv.Atoi(u.Gid)
-	if ids, err := u.GroupIds(); err == nil {
-		for _, id := range ids {
-			if g, err := strconv.Atoi(id); err == nil {
-				ou.Groups = append(ou.Groups, g)
-			}
-		}
-	}
-	return ou, nil
-}
-
-// runAs returns the user the server runs as: OSUser when root, else the
-// current user.
-func (cfg Config) runAs() (osUser, error) {
-	if os.Geteuid() == 0 {
-		return lookupUser(cfg.Staging.OSUser)
-	}
-	cur, err := user.Current()
-	if err != nil {
-		return osUser{}, err
-	}
-	u, err := lookupUser(cur.Username)
-	if err != nil {
-		return osUser{UID: os.Geteuid(), GID: os.Getegid(), Name: cur.Username}, nil
-	}
-	return u, nil
 }
 
 // Snapshotter records a snapshot outside PostgreSQL, for example a file

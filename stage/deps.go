@@ -9,12 +9,7 @@ import (
 )
 
 // The small interfaces stage uses from the packages it composes. The
-// concrete types are backupsel.Backup, replica.Standby and walwatch.Watcher.
-
-// restorer writes a selected backup into a data directory.
-type restorer interface {
-	Restore(ctx context.Context, dataDir string, opts backupsel.RestoreOptions) (*backupsel.RestoreResult, error)
-}
+// concrete types are replica.Standby and walwatch.Watcher.
 
 // standby is the staging server.
 type standby interface {
@@ -36,7 +31,38 @@ type watcher interface {
 }
 
 var (
-	_ restorer = (*backupsel.Backup)(nil)
-	_ standby  = (*replica.Standby)(nil)
-	_ watcher  = (*walwatch.Watcher)(nil)
+	_ standby = (*replica.Standby)(nil)
+	_ watcher = (*walwatch.Watcher)(nil)
 )
+
+// deps are the parts of a Linker that need a server, a backup or a log:
+// the unit tests replace them with fakes to reach stage's own logic (fault
+// bookkeeping, the steps and their undo, Status) without servers.
+type deps struct {
+	preflight func(ctx context.Context, mode preflightMode) (*preflight, error)
+	restore   func(ctx context.Context, b *backupsel.Backup, dataDir string, opts backupsel.RestoreOptions) error
+	standby   func() (standby, error)
+	watch     func(walwatch.Config) (watcher, error)
+	// server opens the running staging server to ask where replication
+	// stands.
+	server func(ctx context.Context) (server, error)
+}
+
+func (l *Linker) realDeps() deps {
+	return deps{
+		preflight: l.runPreflight,
+		restore: func(ctx context.Context, b *backupsel.Backup, dataDir string, opts backupsel.RestoreOptions) error {
+			_, err := b.Restore(ctx, dataDir, opts)
+			return err
+		},
+		standby: l.newStandby,
+		watch: func(c walwatch.Config) (watcher, error) {
+			w, err := walwatch.New(c)
+			if err != nil {
+				return nil, err
+			}
+			return w, nil
+		},
+		server: l.openServer,
+	}
+}

@@ -1,15 +1,17 @@
 // Package stage composes pgstage's packages into the whole job: a
 // [Linker] turns a pg_basebackup -F t backup into a staging standby that
 // streams from the source, watches it for replication faults, and takes
-// snapshots, refusing them while replication is faulted, as the original
-// product's DB_Link and DB_Sync jobs do.
+// snapshots of consistent points, refusing them while replication is
+// faulted: a snapshot is only taken of a staging that follows the source.
 //
 // # Use
 //
 //	l, err := stage.New(stage.Config{
 //		BackupPath: "/backups/sales",
-//		Source:     stage.Source{Host: "db1", User: "replicator", Password: pw},
+//		Source:     stage.Source{Host: "db1", User: "replicator", Password: stage.Password(pw)},
 //		Staging:    stage.Staging{DataDir: "/mnt/staging/sales", Port: 5433, BinDir: "/usr/lib/postgresql/15/bin"},
+//		Restore:    stage.RestoreConfig{Verify: true}, // passed to backupsel
+//		Watch:      stage.WatchConfig{PollOnly: true}, // passed to walwatch (logs on NFS)
 //	})
 //	if err != nil { ... }
 //	defer l.Close()
@@ -24,16 +26,20 @@
 //     streams; start the log watcher ([walwatch]); then the first sync. Each
 //     step goes to Config.Progress and Config.Logger. A failed step returns a
 //     *[StepError] naming it, with the server log tail, and leaves the staging
-//     stopped and its data directory empty, so Link can run again. A zip that
+//     stopped and its data directory empty, so Link can run again. A process
+//     killed in the middle of Link leaves its step in the state file; Link in
+//     the next process stops the server the dead one started and empties
+//     what it restored, then links. A zip that
 //     Restore finds not whole ([backupsel.NotWholeError]: Select does not
 //     inflate a zip's base.tar, see [backupsel.Backup.Deferred]) is passed
 //     over as Select would have passed it over, and the next backup by
 //     precedence is checked and restored.
-//   - [Linker.Sync] (Pre-Sync hooks, a snapshot, Post-Sync hooks) and
+//   - [Linker.Sync] (pre-sync hooks, a snapshot, post-sync hooks) and
 //     [Linker.Snapshot]: record a consistent point (time, timeline, receive and
 //     replay positions, the backup) and call Config.Snapshotter with it. While
 //     replication is faulted they fail with an error wrapping the open *[Fault]
-//     (errors.Is(err, ErrFaulted)).
+//     (errors.Is(err, ErrFaulted); [NeedsResync] tells the faults only
+//     Resync mends).
 //   - [Linker.Resync]: stop, empty the data directory, select again (a newer
 //     PostgreSQL_T folder wins), restore and link; same port and settings,
 //     snapshot and fault history kept.
@@ -54,7 +60,11 @@
 // (IDENTIFY_SYSTEM), its system identifier is the backup's, its wal_level is
 // at least replica, and a WAL sender is free (the connection itself took
 // one); the config settings are valid for that version (checked by the
-// staging postgres binary itself, through pgconf.Checker).
+// staging postgres binary itself, through pgconf.Checker), and none would
+// hide from the watcher what it reads (log_min_messages above error,
+// wal_receiver_timeout 0); the source password can be written to a passfile
+// (no line break). The data directory's parent must exist: New refuses one
+// that does not, naming it.
 //
 // # Faults
 //
@@ -67,12 +77,15 @@
 // # Files
 //
 // Beside the data directory, in Staging.StateDir (default DataDir +
-// ".pgstage"), the Linker keeps: "lock", flocked for the Linker's life so a
+// ".pgstage"), the Linker keeps: "lock", locked for the Linker's life so a
 // second Linker on the same staging gets ErrLocked (the kernel drops the lock
 // if the process dies); "state.json", mode 0600, which lets [Open] carry on in
 // another process and never holds the password; "pgpass", the standby's 0600
 // password file (replica); and log/staging.log, the server's stderr, which the
 // watcher follows. Tablespaces are restored into DataDir + ".tablespaces".
+// A second lock, "." + the data directory's name + ".pgstage-lock" beside it,
+// keeps two state directories from sharing one data directory, and records
+// which state directory owns it.
 //
 // The password is kept in memory and in the passfile only: never in the
 // state file, a log line, an error, or a process argument.

@@ -20,9 +20,6 @@ var (
 	ErrLocked = errors.New("stage: staging is locked by another Linker")
 	// ErrFaulted is wrapped by every *Fault: replication is faulted.
 	ErrFaulted = errors.New("stage: replication is faulted")
-	// ErrNotStreaming: the standby is not streaming (and no fault explains
-	// it yet), so no consistent point can be recorded.
-	ErrNotStreaming = errors.New("stage: standby is not streaming")
 	// ErrDisabled: the job needs an enabled staging; call Enable.
 	ErrDisabled = errors.New("stage: staging is disabled")
 	// ErrNotLinked: the job needs a linked staging; call Link.
@@ -76,8 +73,8 @@ func (p *Problem) Unwrap() error { return p.Err }
 // StepError says which step of a job failed and why, with the tail of the
 // staging server log when the server was involved.
 type StepError struct {
-	Job     string // "link", "resync", "enable", ...
-	Step    string // "restore", "start", ...
+	Job     Job
+	Step    Step
 	Err     error
 	LogTail string
 }
@@ -94,7 +91,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 
 // HookError is a failed hook: its point, its name and its output.
 type HookError struct {
-	Point  string // "pre-sync", ...
+	Point  Point
 	Hook   string // the command, or "func #i"
 	Output string
 	Err    error
@@ -143,6 +140,13 @@ func (f *Fault) Unwrap() error { return ErrFaulted }
 // Open reports whether the fault is still open.
 func (f *Fault) Open() bool { return f.Cleared.IsZero() }
 
+// NeedsResync reports whether err carries a replication fault that only
+// Resync mends (Snapshot's and Sync's refusals carry the open fault).
+func NeedsResync(err error) bool {
+	var f *Fault
+	return errors.As(err, &f) && f.NeedsResync
+}
+
 // advice says what to do about each fault reason.
 var advice = map[walwatch.Reason]string{
 	walwatch.ReasonPrimaryUnreachable:  "the source is down or unreachable: start it or fix the network or the source host and port; streaming resumes by itself",
@@ -157,6 +161,7 @@ var advice = map[walwatch.Reason]string{
 	walwatch.ReasonReceiverStopped:     "the walreceiver was terminated on the staging: it restarts by itself; if not, Disable and Enable",
 	walwatch.ReasonReceiverCrashed:     "the walreceiver crashed: it restarts by itself; check the staging server log",
 	walwatch.ReasonUnknown:             "a walreceiver error pgstage does not know: read the staging server log (set lc_messages to English for precise reasons)",
+	walwatch.ReasonPromoted:            "the staging server was promoted and no longer follows the source: Resync",
 }
 
 // Advice says what to do about a fault with this reason.

@@ -17,7 +17,7 @@ func ExampleLinker() {
 	ctx := context.Background()
 	l, err := stage.New(stage.Config{
 		BackupPath: "/backups/sales", // PostgreSQL_T<YYYYMMDDhhmmss>/ folders, the newest wins
-		Source:     stage.Source{Host: "db1.example.com", User: "replicator", Password: os.Getenv("PGSTAGE_SOURCE_PASSWORD")},
+		Source:     stage.Source{Host: "db1.example.com", User: "replicator", Password: stage.Password(os.Getenv("PGSTAGE_SOURCE_PASSWORD"))},
 		Staging:    stage.Staging{DataDir: "/mnt/staging/sales", Port: 5433, BinDir: "/usr/lib/postgresql/15/bin"},
 		Settings:   []stage.Setting{{Name: "ssl", Value: "off"}, {Name: "shared_preload_libraries", Comment: true}},
 		Progress:   func(p stage.Progress) { fmt.Printf("%3.0f%% %s\n", p.Percent, p.Step) },
@@ -52,7 +52,7 @@ func ExampleLinker() {
 func ExampleOpen() {
 	l, err := stage.Open(context.Background(), stage.Config{
 		Staging: stage.Staging{DataDir: "/mnt/staging/sales"},
-		Source:  stage.Source{Password: os.Getenv("PGSTAGE_SOURCE_PASSWORD")}, // never in the state file
+		Source:  stage.Source{Password: stage.Password(os.Getenv("PGSTAGE_SOURCE_PASSWORD"))}, // never in the state file
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -14,14 +14,17 @@ import (
 	"github.com/pgstage/pgstage/internal/secret"
 )
 
+// Point names a hook point.
+type Point string
+
 // Hook points.
 const (
-	PointPreLink      = "pre-link"
-	PointPostLink     = "post-link"
-	PointPreSync      = "pre-sync"
-	PointPostSync     = "post-sync"
-	PointPreSnapshot  = "pre-snapshot"
-	PointPostSnapshot = "post-snapshot"
+	PointPreLink      Point = "pre-link"
+	PointPostLink     Point = "post-link"
+	PointPreSync      Point = "pre-sync"
+	PointPostSync     Point = "post-sync"
+	PointPreSnapshot  Point = "pre-snapshot"
+	PointPostSnapshot Point = "post-snapshot"
 )
 
 // Hook is run at a hook point: a shell command (run with /bin/sh -c by the
@@ -34,8 +37,8 @@ type Hook struct {
 	Func    func(ctx context.Context, e HookEnv) error `json:"-"`
 }
 
-// Hooks are the hook points, as in the original product (Pre-Sync and
-// Post-Sync) plus link and snapshot. A failing pre-hook stops its job, with
+// Hooks are the hook points: around a link (or resync), a sync and a
+// snapshot. A failing pre-hook stops its job, with
 // the hook's output in the error; a failing post-hook fails the job after
 // the work is done (the work stands).
 type Hooks struct {
@@ -47,8 +50,8 @@ type Hooks struct {
 	PostSnapshot []Hook `json:"post_snapshot,omitempty"`
 }
 
-func (h Hooks) byPoint() map[string][]Hook {
-	return map[string][]Hook{
+func (h Hooks) byPoint() map[Point][]Hook {
+	return map[Point][]Hook{
 		PointPreLink: h.PreLink, PointPostLink: h.PostLink,
 		PointPreSync: h.PreSync, PointPostSync: h.PostSync,
 		PointPreSnapshot: h.PreSnapshot, PointPostSnapshot: h.PostSnapshot,
@@ -94,7 +97,8 @@ func (saved Hooks) withFuncs(live Hooks) Hooks {
 
 // HookEnv is what a hook learns about the staging.
 type HookEnv struct {
-	Point, Job      string
+	Point           Point
+	Job             Job
 	DataDir         string
 	Port            int
 	SocketDir       string
@@ -112,8 +116,8 @@ type HookEnv struct {
 // Environ returns the environment variables a command hook gets.
 func (e HookEnv) Environ() []string {
 	m := map[string]string{
-		"PGSTAGE_HOOK":             e.Point,
-		"PGSTAGE_JOB":              e.Job,
+		"PGSTAGE_HOOK":             string(e.Point),
+		"PGSTAGE_JOB":              string(e.Job),
 		"PGSTAGE_DATA_DIR":         e.DataDir,
 		"PGSTAGE_PORT":             strconv.Itoa(e.Port),
 		"PGSTAGE_SOCKET_DIR":       e.SocketDir,
@@ -150,7 +154,7 @@ const maxHookOutput = 64 << 10
 
 // runHooks runs the hooks of one point in order and stops at the first
 // failure.
-func (l *Linker) runHooks(ctx context.Context, point string, hooks []Hook, env HookEnv) error {
+func (l *Linker) runHooks(ctx context.Context, point Point, hooks []Hook, env HookEnv) error {
 	env.Point = point
 	for i, h := range hooks {
 		name := h.Command
@@ -165,7 +169,7 @@ func (l *Linker) runHooks(ctx context.Context, point string, hooks []Hook, env H
 			continue
 		}
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.Command)
-		cmd.Env = append(hookBaseEnv(l.cfg.Source.Password), env.Environ()...)
+		cmd.Env = append(hookBaseEnv(l.cfg.Source.Password.Reveal()), env.Environ()...)
 		cmd.Dir = l.cfg.Staging.StateDir
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &capWriter{b: &out}, &capWriter{b: &out}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -17,13 +16,34 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgstage/pgstage/backupsel"
 	"github.com/pgstage/pgstage/internal/netcheck"
+	"github.com/pgstage/pgstage/internal/osuser"
+	"github.com/pgstage/pgstage/internal/pgver"
 )
 
 // preflight is what the checks learnt, for the job that follows.
 type preflight struct {
-	backup     *backupsel.Backup
-	binVersion string // "15", "9.6"
-	source     *sourceInfo
+	backup   *backupsel.Backup
+	binMajor pgver.Major // 0 when the binaries could not be asked
+	source   *sourceInfo
+	// passOver lists the backups Restore found not whole since, for the
+	// next selection.
+	passOver []backupsel.Candidate
+}
+
+// Preflight runs the checks Link (or, on a linked staging, Resync) runs
+// first, touching nothing, and reports every problem at once in a
+// *PreflightError.
+func (l *Linker) Preflight(ctx context.Context) error {
+	if err := l.begin(); err != nil {
+		return err
+	}
+	defer l.end()
+	mode := modeLink
+	if l.ownsDataDir() {
+		mode = modeResync
+	}
+	_, err := l.deps.preflight(ctx, mode)
+	return err
 }
 
 // preflightMode says which checks apply: a resync works on its own data
@@ -39,31 +59,34 @@ const (
 func (l *Linker) selectOptions(passOver []backupsel.Candidate) backupsel.Options {
 	cfg := l.cfg
 	return backupsel.Options{
-		WALPath: cfg.WALPath, StreamWhenNoWAL: cfg.StreamWhenNoWAL, Verify: cfg.VerifyBackup,
-		Settle: cfg.BackupSettle, Logger: l.log, PassOver: passOver,
+		WALPath: cfg.Restore.WALPath, StreamWhenNoWAL: cfg.Restore.StreamWhenNoWAL, Verify: cfg.Restore.Verify,
+		Settle: cfg.Restore.Settle, Logger: l.log, PassOver: passOver,
 	}
 }
 
 // versionProblem reports a backup of another major than the staging
 // binaries; nil when they agree or the binaries' version is unknown.
-func versionProblem(b *backupsel.Backup, binDir, binVersion string) *Problem {
-	if binVersion == "" || b.PGVersion == binVersion {
+func versionProblem(b *backupsel.Backup, binDir string, bin pgver.Major) *Problem {
+	if bin == 0 {
 		return nil
 	}
-	e := fmt.Errorf("the backup %s is PostgreSQL %s, the staging binaries in %s are PostgreSQL %s", b.Name, b.PGVersion, binDir, binVersion)
+	if m, err := pgver.Parse(b.PGVersion); err == nil && m == bin {
+		return nil
+	}
+	e := fmt.Errorf("the backup %s is PostgreSQL %s, the staging binaries in %s are PostgreSQL %s", b.Name, b.PGVersion, binDir, bin)
 	return &Problem{Check: "version", What: e.Error(), Do: "set Staging.BinDir to PostgreSQL " + b.PGVersion + " binaries (a standby runs the source's major version)", Err: e}
 }
 
 // nextBackup selects again after Restore found b not whole (a deferred zip,
 // see backupsel.Backup.Deferred), passing over every backup found so, and
 // checks the one chosen as preflight checked the first.
-func (l *Linker) nextBackup(ctx context.Context, pf *preflight, passOver []backupsel.Candidate) (*backupsel.Backup, error) {
-	b, err := backupsel.Select(ctx, l.cfg.BackupPath, l.selectOptions(passOver))
+func (l *Linker) nextBackup(ctx context.Context, pf *preflight) (*backupsel.Backup, error) {
+	b, err := backupsel.Select(ctx, l.cfg.BackupPath, l.selectOptions(pf.passOver))
 	if err != nil {
 		return nil, err
 	}
 	var problems []error
-	if p := versionProblem(b, l.cfg.Staging.BinDir, pf.binVersion); p != nil {
+	if p := versionProblem(b, l.cfg.Staging.BinDir, pf.binMajor); p != nil {
 		problems = append(problems, p)
 	}
 	if pf.source != nil {
@@ -86,11 +109,18 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 	add := func(p *Problem) { problems = append(problems, p) }
 
 	// Binaries.
-	binVersion, err := binaryVersion(ctx, cfg.Staging.BinDir)
+	binMajor, err := binaryVersion(ctx, cfg.Staging.BinDir)
 	if err != nil {
 		add(&Problem{Check: "binaries", What: err.Error(), Do: "set Staging.BinDir to the bin directory of the staging PostgreSQL (it holds postgres and pg_ctl)", Err: err})
 	}
-	pf.binVersion = binVersion
+	pf.binMajor = binMajor
+
+	// The password goes into a passfile line and the conninfo: neither
+	// can carry a line break or a zero byte.
+	if strings.ContainsAny(cfg.Source.Password.Reveal(), "\r\n\x00") {
+		add(&Problem{Check: "source", What: "Source.Password holds a line break or a zero byte, which a passfile line cannot carry",
+			Do: "change the replication role's password to one without line breaks"})
+	}
 
 	// Staging port and directories (a resync reuses its own).
 	if mode == modeLink {
@@ -101,7 +131,7 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 			add(&Problem{Check: "data directory", What: err.Error(), Do: "empty it or name another Staging.DataDir (Open and Resync work on a staging linked before)", Err: err})
 		}
 	}
-	runUser, err := cfg.runAs()
+	runUser, err := osuser.RunAs(cfg.Staging.OSUser)
 	if err != nil {
 		add(&Problem{Check: "os user", What: err.Error(), Do: "create the user or set Staging.OSUser", Err: err})
 	} else if err := writableBy(cfg.Staging.SocketDir, runUser); err != nil {
@@ -114,7 +144,7 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 		add(&Problem{Check: "backup", What: err.Error(), Do: backupAdvice(err), Err: err})
 	} else {
 		pf.backup = b
-		if p := versionProblem(b, cfg.Staging.BinDir, binVersion); p != nil {
+		if p := versionProblem(b, cfg.Staging.BinDir, binMajor); p != nil {
 			add(p)
 		}
 	}
@@ -131,33 +161,31 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 	}
 
 	// Config settings, checked against the staging binaries.
-	if binVersion != "" {
+	if binMajor != 0 {
 		for _, err := range validateSettings(ctx, cfg.Staging.BinDir, cfg.Settings, runUser) {
 			add(&Problem{Check: "settings", What: err.Error(), Do: "fix or remove that entry of Settings", Err: err})
 		}
 	}
 
 	if len(problems) > 0 {
-		return pf, &PreflightError{Problems: problems}
+		return nil, &PreflightError{Problems: problems}
 	}
 	return pf, nil
 }
 
-var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)(?:\.(\d+))?`)
-
-// binaryVersion returns the major of BinDir's postgres as PG_VERSION spells
-// it ("15", "9.6"), after checking pg_ctl is there too.
-func binaryVersion(ctx context.Context, binDir string) (string, error) {
+// binaryVersion returns the major of BinDir's postgres, after checking
+// pg_ctl is there too.
+func binaryVersion(ctx context.Context, binDir string) (pgver.Major, error) {
 	if binDir == "" {
-		return "", errors.New("no binaries directory given")
+		return 0, errors.New("no binaries directory given")
 	}
 	for _, b := range []string{"postgres", "pg_ctl"} {
 		st, err := os.Stat(filepath.Join(binDir, b))
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", filepath.Join(binDir, b), err)
+			return 0, fmt.Errorf("%s: %w", filepath.Join(binDir, b), err)
 		}
 		if st.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("%s is not executable", filepath.Join(binDir, b))
+			return 0, fmt.Errorf("%s is not executable", filepath.Join(binDir, b))
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -165,16 +193,13 @@ func binaryVersion(ctx context.Context, binDir string) (string, error) {
 	// postgres --version is answered before the server's root check.
 	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "postgres"), "--version").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%s --version: %v: %s", filepath.Join(binDir, "postgres"), err, strings.TrimSpace(string(out)))
+		return 0, fmt.Errorf("%s --version: %v: %s", filepath.Join(binDir, "postgres"), err, strings.TrimSpace(string(out)))
 	}
-	m := versionRE.FindStringSubmatch(string(out))
-	if m == nil {
-		return "", fmt.Errorf("%s --version printed %q, not a PostgreSQL version", filepath.Join(binDir, "postgres"), strings.TrimSpace(string(out)))
+	m, err := pgver.Parse(string(out))
+	if err != nil {
+		return 0, fmt.Errorf("%s --version printed %q, not a PostgreSQL version", filepath.Join(binDir, "postgres"), strings.TrimSpace(string(out)))
 	}
-	if m[1] == "9" {
-		return "9." + m[2], nil
-	}
-	return m[1], nil
+	return m, nil
 }
 
 // portFree checks that nothing listens on port over TCP (any address or
@@ -219,7 +244,7 @@ func dataDirUsable(dir string) error {
 
 // writableBy checks that u can create files in dir, by its mode bits (this
 // process may be root, for which access(2) says nothing about u).
-func writableBy(dir string, u osUser) error {
+func writableBy(dir string, u osuser.User) error {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return err
@@ -238,7 +263,7 @@ func writableBy(dir string, u osUser) error {
 		return nil
 	case int(sys.Uid) == u.UID:
 		bits = mode >> 6
-	case int(sys.Gid) == u.GID || containsInt(u.Groups, int(sys.Gid)):
+	case u.InGroup(int(sys.Gid)):
 		bits = mode >> 3
 	default:
 		bits = mode
@@ -247,15 +272,6 @@ func writableBy(dir string, u osUser) error {
 		return fmt.Errorf("%s (mode %v, owner %d:%d) is not writable by %s (uid %d)", dir, mode, sys.Uid, sys.Gid, u.Name, u.UID)
 	}
 	return nil
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func backupAdvice(err error) string {

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pgstage/pgstage/internal/osuser"
 	"github.com/pgstage/pgstage/internal/pgcontrol"
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/pgstage/pgstage/pgconf"
 )
 
@@ -35,15 +37,68 @@ var reserved = map[string]string{
 	"lc_messages":              "the watcher reads the server's messages in English",
 }
 
+// watchNeed is a setting the watcher depends on: values that blinds
+// reports hide what it reads.
+type watchNeed struct {
+	blinds func(value string) bool
+	why    string
+	safe   string // the value applySettings puts instead of a blinding one
+	def    string // the server's default, what commenting out gives
+}
+
+// watcherNeeds are the settings, beyond the reserved ones, whose values can
+// hide replication faults from the watcher.
+var watcherNeeds = map[string]watchNeed{
+	"log_min_messages": {
+		// The walreceiver's errors are logged as FATAL, streaming starts and
+		// stops as LOG; in log_min_messages' order LOG ranks between ERROR
+		// and FATAL, so fatal and panic hide both.
+		blinds: func(v string) bool {
+			switch unquote(v) {
+			case "fatal", "panic":
+				return true
+			}
+			return false
+		},
+		why:  "the walreceiver's faults are logged at FATAL and streaming's start and end at LOG: use error or a more verbose level (the default is warning)",
+		safe: "warning", def: "warning",
+	},
+	"wal_receiver_timeout": {
+		// 0 disables the timeout: a network that drops packets silently is
+		// then never noticed, and no fault is raised.
+		blinds: func(v string) bool {
+			v = unquote(v)
+			return v == "0" || v == "-1" || strings.HasPrefix(v, "0") && strings.Trim(v, "0msinh ") == ""
+		},
+		why:  "0 disables it, and a silently dropped connection to the source is then never noticed: use a positive time (the default is 60s)",
+		safe: "60s", def: "60s",
+	},
+}
+
+func unquote(v string) string {
+	return strings.ToLower(strings.TrimSpace(strings.Trim(strings.TrimSpace(v), "'")))
+}
+
+func settingValue(s Setting) string {
+	if s.Comment {
+		return "(commented out)"
+	}
+	return s.Value
+}
+
 // validateSettings checks the user's settings with the staging binaries'
 // own parser (pgconf.Checker) and returns one error per bad setting.
-func validateSettings(ctx context.Context, binDir string, settings []Setting, u osUser) []error {
+func validateSettings(ctx context.Context, binDir string, settings []Setting, u osuser.User) []error {
 	var errs []error
 	var set []pgconf.Setting
 	var commented []Setting
 	for _, s := range settings {
 		if why, ok := reserved[strings.ToLower(s.Name)]; ok {
 			errs = append(errs, fmt.Errorf("%s is managed by pgstage: %s", s.Name, why))
+			continue
+		}
+		if need, ok := watcherNeeds[strings.ToLower(s.Name)]; ok && (s.Comment && need.blinds(need.def) || !s.Comment && need.blinds(s.Value)) {
+			errs = append(errs, fmt.Errorf("%s = %s would blind the watcher: %s", s.Name, settingValue(s), need.why))
 			continue
 		}
 		if s.Comment {
@@ -84,15 +139,30 @@ func validateSettings(ctx context.Context, binDir string, settings []Setting, u 
 	return errs
 }
 
+// settingRules are the version-specific rules for the staging's settings.
+type settingRules struct {
+	// defaultPrefix is log_line_prefix when the configuration sets none.
+	defaultPrefix string
+	// hotMinimums: a hot standby refuses to start with these below the
+	// source's (the warm standbys of 9.4 and 9.5 do not check).
+	hotMinimums bool
+}
+
+var settingTable = pgver.Table[settingRules]{
+	{Range: pgver.Before(pgver.V9_6), Rules: settingRules{defaultPrefix: ""}},
+	{Range: pgver.Range{From: pgver.V9_6, To: pgver.V10}, Rules: settingRules{defaultPrefix: "", hotMinimums: true}},
+	{Range: pgver.Since(pgver.V10), Rules: settingRules{defaultPrefix: "%m [%p] ", hotMinimums: true}},
+}
+
 // applySettings applies pgstage's own settings and then the user's to the
-// staging configuration, and returns the log_line_prefix in effect.
-func applySettings(dataDir string, settings []Setting, pgVersion string) (string, error) {
-	if err := belowSource(dataDir, settings, pgVersion); err != nil {
-		return "", err
+// staging configuration.
+func applySettings(dataDir string, settings []Setting, m pgver.Major) error {
+	if err := belowSource(dataDir, settings, m); err != nil {
+		return err
 	}
 	conf, err := pgconf.Load(dataDir)
 	if err != nil {
-		return "", err
+		return err
 	}
 	// The backup's postgresql.conf may include files by absolute paths of
 	// the source host, or be a link: never write outside the staging.
@@ -107,29 +177,50 @@ func applySettings(dataDir string, settings []Setting, pgVersion string) (string
 			_, err = conf.Set(s.Name, s.Value)
 		}
 		if err != nil {
-			return "", fmt.Errorf("setting %s: %w", s.Name, err)
+			return fmt.Errorf("setting %s: %w", s.Name, err)
 		}
 	}
-	if err := conf.Save(); err != nil {
-		return "", err
+	// The source's own configuration came with the backup: a setting there
+	// that would hide what the watcher reads is lifted to what it needs.
+	for name, fix := range watcherNeeds {
+		if cur, ok := conf.Get(name); ok && fix.blinds(cur.Value) && !userSets(settings, name) {
+			if _, err := conf.Set(name, fix.safe); err != nil {
+				return fmt.Errorf("setting %s: %w", name, err)
+			}
+		}
 	}
-	if s, ok := conf.Get("log_line_prefix"); ok {
-		return s.Value, nil
+	return conf.Save()
+}
+
+func userSets(settings []Setting, name string) bool {
+	for _, s := range settings {
+		if strings.EqualFold(s.Name, name) {
+			return true
+		}
 	}
-	if strings.HasPrefix(pgVersion, "9.") {
-		return "", nil // the default before 10
+	return false
+}
+
+// logPrefix is the staging server's log_line_prefix, read from its
+// configuration, for the watcher to parse its log with.
+func logPrefix(dataDir string) string {
+	if conf, err := pgconf.Load(dataDir); err == nil {
+		if s, ok := conf.Get("log_line_prefix"); ok {
+			return s.Value
+		}
 	}
-	return "%m [%p] ", nil
+	m, _ := pgver.ReadDataDir(dataDir)
+	r, _ := settingTable.For(m)
+	return r.defaultPrefix
 }
 
 // belowSource refuses user settings that would take a hot standby's
 // parameters below the source's, which the restored pg_control records:
 // replica raised them, and the server would refuse to start ("hot standby is
 // not possible because ..."). Saying so here names the setting and the
-// value needed before anything is started. Warm standbys (9.4, 9.5) do not
-// check.
-func belowSource(dataDir string, settings []Setting, pgVersion string) error {
-	if strings.HasPrefix(pgVersion, "9.4") || strings.HasPrefix(pgVersion, "9.5") {
+// value needed before anything is started.
+func belowSource(dataDir string, settings []Setting, m pgver.Major) error {
+	if r, _ := settingTable.For(m); !r.hotMinimums {
 		return nil
 	}
 	var hot []Setting

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/pgstage/pgstage/internal/libpq"
 	"github.com/pgstage/pgstage/internal/pgcontrol"
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/pgstage/pgstage/replica"
 )
 
@@ -30,30 +32,17 @@ type Snapshot struct {
 	DataDir string `json:"data_dir"`
 }
 
-// versionQueries is the one table of version-specific SQL: half-open ranges
-// of majors as replica.Major counts them (906 is 9.6, 1000 is 10).
-var versionQueries = []struct {
-	from, to        replica.Major
-	hot             bool // the staging takes queries (hot standby)
-	receive, replay string
-	diff            string
-}{
-	{904, 906, false, "", "", ""},
-	{906, 1000, true, "pg_last_xlog_receive_location()", "pg_last_xlog_replay_location()", "pg_xlog_location_diff"},
-	{1000, 100000, true, "pg_last_wal_receive_lsn()", "pg_last_wal_replay_lsn()", "pg_wal_lsn_diff"},
+// positionSQL is how a staging of a version is asked where replication
+// stands; hot is false for the warm standbys, which take no queries.
+type positionSQL struct {
+	hot                   bool
+	receive, replay, diff string
 }
 
-func queriesFor(pgVersion string) (int, error) {
-	m, err := replica.ParseMajor(pgVersion)
-	if err != nil {
-		return 0, err
-	}
-	for i, q := range versionQueries {
-		if m >= q.from && m < q.to {
-			return i, nil
-		}
-	}
-	return 0, fmt.Errorf("stage: PostgreSQL %s is not supported (9.4 to 18)", pgVersion)
+var positionQueries = pgver.Table[positionSQL]{
+	{Range: pgver.Range{From: pgver.V9_4, To: pgver.V9_6}},
+	{Range: pgver.Range{From: pgver.V9_6, To: pgver.V10}, Rules: positionSQL{true, "pg_last_xlog_receive_location()", "pg_last_xlog_replay_location()", "pg_xlog_location_diff"}},
+	{Range: pgver.Since(pgver.V10), Rules: positionSQL{true, "pg_last_wal_receive_lsn()", "pg_last_wal_replay_lsn()", "pg_wal_lsn_diff"}},
 }
 
 // position is what the staging says about its replication.
@@ -67,45 +56,60 @@ type position struct {
 	Method       string
 }
 
-// connect opens a connection to the staging over its Unix socket.
-func (l *Linker) connect(ctx context.Context) (*pgx.Conn, error) {
-	c := l.cfg.Staging
-	cs := fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable connect_timeout=10 application_name=pgstage",
-		libpq.Quote(c.SocketDir), c.Port, libpq.Quote(c.DBUser))
-	return pgx.Connect(ctx, cs)
+// server is the running staging server, asked over one connection.
+type server interface {
+	position(ctx context.Context) (*position, error)
+	// restartpoint asks for a restartpoint, so that a file system snapshot
+	// of the mount need replay only from here.
+	restartpoint(ctx context.Context) error
+	close()
 }
 
-// query asks the staging where replication stands.
-func (l *Linker) query(ctx context.Context) (*position, error) {
+// openServer opens the staging server: one connection to a hot standby, the
+// data directory's pg_control for a warm one.
+func (l *Linker) openServer(ctx context.Context) (server, error) {
 	l.mu.Lock()
-	b := l.st.Backup
-	sb := l.sb
+	b, sb := l.st.Backup, l.sb
 	l.mu.Unlock()
 	if b == nil {
 		return nil, ErrNotLinked
 	}
-	i, err := queriesFor(b.PGVersion)
+	m, err := pgver.Parse(b.PGVersion)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stage: the backup's version: %w", err)
 	}
-	q := versionQueries[i]
+	q, ok := positionQueries.For(m)
+	if !ok {
+		return nil, fmt.Errorf("stage: PostgreSQL %s is not supported (%s to %s)", m, pgver.Oldest, pgver.Newest)
+	}
 	if !q.hot {
-		return l.warmPosition(ctx, sb)
+		return &warmServer{dataDir: l.cfg.Staging.DataDir, sb: sb}, nil
 	}
-	conn, err := l.connect(ctx)
+	c := l.cfg.Staging
+	cs := fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable connect_timeout=10 application_name=pgstage",
+		libpq.Quote(c.SocketDir), c.Port, libpq.Quote(c.DBUser))
+	conn, err := pgx.Connect(ctx, cs)
 	if err != nil {
 		return nil, fmt.Errorf("stage: connecting to the staging server: %w", err)
 	}
-	defer conn.Close(context.Background())
+	return &hotServer{conn: conn, q: q}, nil
+}
+
+type hotServer struct {
+	conn *pgx.Conn
+	q    positionSQL
+}
+
+func (s *hotServer) position(ctx context.Context) (*position, error) {
 	sql := fmt.Sprintf(`SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none'),
 		coalesce(%[1]s::text, ''), coalesce(%[2]s::text, ''),
 		coalesce(%[3]s(%[1]s, %[2]s)::bigint, 0),
 		coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()), 0)::bigint,
-		pg_last_xact_replay_timestamp()`, q.receive, q.replay, q.diff)
+		pg_last_xact_replay_timestamp()`, s.q.receive, s.q.replay, s.q.diff)
 	p := &position{Method: "sql"}
 	var tli int64
 	var last *time.Time
-	if err := conn.QueryRow(ctx, sql).Scan(&p.Receiver, &p.ReceiveLSN, &p.ReplayLSN, &p.LagBytes, &tli, &last); err != nil {
+	if err := s.conn.QueryRow(ctx, sql).Scan(&p.Receiver, &p.ReceiveLSN, &p.ReplayLSN, &p.LagBytes, &tli, &last); err != nil {
 		return nil, fmt.Errorf("stage: asking the staging server: %w", err)
 	}
 	p.Timeline = uint32(tli)
@@ -115,16 +119,28 @@ func (l *Linker) query(ctx context.Context) (*position, error) {
 	return p, nil
 }
 
-// warmPosition reads a warm standby's position from pg_control: its
-// minimum recovery point is what a restart must replay to.
-func (l *Linker) warmPosition(ctx context.Context, sb standby) (*position, error) {
+func (s *hotServer) restartpoint(ctx context.Context) error {
+	_, err := s.conn.Exec(ctx, "CHECKPOINT")
+	return err
+}
+
+func (s *hotServer) close() { s.conn.Close(context.Background()) }
+
+// warmServer reads a warm standby's position from pg_control: its minimum
+// recovery point is what a restart must replay to.
+type warmServer struct {
+	dataDir string
+	sb      standby
+}
+
+func (s *warmServer) position(ctx context.Context) (*position, error) {
 	p := &position{Method: "pg_control", Receiver: "none"}
-	if sb != nil {
-		if st, err := sb.Status(ctx); err == nil && st.WalReceiver {
+	if s.sb != nil {
+		if st, err := s.sb.Status(ctx); err == nil && st.WalReceiver {
 			p.Receiver = "streaming"
 		}
 	}
-	cd, err := pgcontrol.ReadFile(l.cfg.Staging.DataDir)
+	cd, err := pgcontrol.ReadFile(s.dataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -136,9 +152,13 @@ func (l *Linker) warmPosition(ctx context.Context, sb standby) (*position, error
 	return p, nil
 }
 
-// Sync is the original product's DB_Sync: the Pre-Sync hooks, a snapshot,
-// the Post-Sync hooks. It fails with an error wrapping the current *Fault
-// while replication is faulted.
+// restartpoint: a warm standby takes no CHECKPOINT command.
+func (s *warmServer) restartpoint(context.Context) error { return nil }
+func (s *warmServer) close()                             {}
+
+// Sync runs the Pre-Sync hooks, takes a snapshot, then runs the Post-Sync
+// hooks. It fails with an error wrapping the current *Fault while
+// replication is faulted, before any hook runs.
 func (l *Linker) Sync(ctx context.Context) (*Snapshot, error) {
 	if err := l.begin(); err != nil {
 		return nil, err
@@ -150,7 +170,7 @@ func (l *Linker) Sync(ctx context.Context) (*Snapshot, error) {
 	return l.sync(ctx, JobSync)
 }
 
-func (l *Linker) sync(ctx context.Context, job string) (*Snapshot, error) {
+func (l *Linker) sync(ctx context.Context, job Job) (*Snapshot, error) {
 	if f := l.currentFault(); f != nil {
 		return nil, fmt.Errorf("stage: %s refused: %w", job, f)
 	}
@@ -169,9 +189,9 @@ func (l *Linker) sync(ctx context.Context, job string) (*Snapshot, error) {
 // Snapshot records a consistent point of the staging: time, timeline,
 // receive and replay positions, and the backup it came from; then it calls
 // Config.Snapshotter with it. It fails with an error wrapping the current
-// *Fault (errors.Is(err, ErrFaulted)) while replication is faulted, as the
-// original product does, with ErrNotStreaming when the standby does not
-// stream for another reason, and with ErrDisabled when disabled.
+// *Fault (errors.Is(err, ErrFaulted)) while replication is faulted, with
+// replica.ErrNotStreaming when the standby does not stream for another
+// reason, and with ErrDisabled when disabled.
 func (l *Linker) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err := l.begin(); err != nil {
 		return nil, err
@@ -196,36 +216,31 @@ func (l *Linker) ready() error {
 	return nil
 }
 
-func (l *Linker) snapshot(ctx context.Context, job string) (*Snapshot, error) {
+func (l *Linker) snapshot(ctx context.Context, job Job) (*Snapshot, error) {
+	srv, err := l.deps.server(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.close()
+	p, err := srv.position(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// One check, after the server answered: a fault the watcher has read
+	// by now explains a receiver that does not stream.
 	if f := l.currentFault(); f != nil {
 		return nil, fmt.Errorf("stage: snapshot refused: %w", f)
+	}
+	if p.Receiver != "streaming" {
+		return nil, fmt.Errorf("stage: snapshot refused: %w (walreceiver: %s)", replica.ErrNotStreaming, p.Receiver)
 	}
 	if err := l.runHooks(ctx, PointPreSnapshot, l.cfg.Hooks.PreSnapshot, l.env(job)); err != nil {
 		return nil, err
 	}
-	p, err := l.query(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if p.Receiver != "streaming" {
-		// The watcher may not have read the fault's record yet.
-		if f := l.currentFault(); f != nil {
-			return nil, fmt.Errorf("stage: snapshot refused: %w", f)
-		}
-		return nil, fmt.Errorf("stage: snapshot refused: %w (walreceiver: %s)", ErrNotStreaming, p.Receiver)
-	}
-	if p.Method == "sql" {
-		// A restartpoint makes a file system snapshot of the mount quick to
-		// start: it need replay only from here.
-		if conn, err := l.connect(ctx); err == nil {
-			if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
-				l.log.Warn("restartpoint before the snapshot failed; the snapshot stays consistent", "err", err)
-			}
-			conn.Close(context.Background())
-			if p2, err := l.query(ctx); err == nil {
-				p = p2
-			}
-		}
+	if err := srv.restartpoint(ctx); err != nil {
+		l.log.Warn("restartpoint before the snapshot failed; the snapshot stays consistent", "err", err)
+	} else if p2, err := srv.position(ctx); err == nil {
+		p = p2
 	}
 	l.mu.Lock()
 	backup := ""

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgstage/pgstage/backupsel"
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/pgstage/pgstage/internal/replconn"
 )
 
@@ -28,7 +28,7 @@ func connectReplication(ctx context.Context, src Source) (*pgconn.PgConn, error)
 	ctx, cancel := context.WithTimeout(ctx, src.ConnectTimeout)
 	defer cancel()
 	return replconn.Connect(ctx, replconn.Config{
-		Host: src.Host, Port: src.Port, User: src.User, Password: src.Password, SSLMode: src.SSLMode,
+		Host: src.Host, Port: src.Port, User: src.User, Password: src.Password.Reveal(), SSLMode: src.SSLMode,
 		ApplicationName: "pgstage_preflight", ConnectTimeout: src.ConnectTimeout,
 	})
 }
@@ -78,18 +78,6 @@ func showOne(ctx context.Context, conn *pgconn.PgConn, name string) (string, err
 	return string(res[0].Rows[0][0]), nil
 }
 
-// sourceMajor spells server_version's major as PG_VERSION does.
-func sourceMajor(serverVersion string) string {
-	f := strings.FieldsFunc(serverVersion, func(r rune) bool { return r == '.' || r == ' ' })
-	if len(f) == 0 {
-		return ""
-	}
-	if f[0] == "9" && len(f) > 1 {
-		return "9." + f[1]
-	}
-	return f[0]
-}
-
 // problems checks what the source said against the backup.
 func (si *sourceInfo) problems(b *backupsel.Backup) []*Problem {
 	var out []*Problem
@@ -106,7 +94,9 @@ func (si *sourceInfo) problems(b *backupsel.Backup) []*Problem {
 		out = append(out, &Problem{Check: "source", What: fmt.Sprintf("the backup %s belongs to database system %d, the source is system %d", b.Name, b.SystemIdentifier, si.SystemIdentifier),
 			Do: "take the backup from this source, or point Source at the server the backup came from"})
 	}
-	if m := sourceMajor(si.ServerVersion); m != "" && b.PGVersion != "" && m != b.PGVersion {
+	sm, serr := pgver.Parse(si.ServerVersion)
+	bm, berr := pgver.Parse(b.PGVersion)
+	if serr == nil && berr == nil && sm != bm {
 		out = append(out, &Problem{Check: "source", What: fmt.Sprintf("the source runs PostgreSQL %s, the backup %s is PostgreSQL %s", si.ServerVersion, b.Name, b.PGVersion),
 			Do: "take a new backup of the source"})
 	}

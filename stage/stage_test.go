@@ -194,6 +194,7 @@ func TestPreflightAggregates(t *testing.T) {
 	require.NoError(t, os.MkdirAll(cfg.Staging.DataDir, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(cfg.Staging.DataDir, "PG_VERSION"), []byte("15\n"), 0o600))
 	cfg.Staging.SocketDir = filepath.Join(t.TempDir(), "missing")
+	cfg.Source.Password = secret + "\nsecond line"
 	l, err := stage.New(cfg)
 	require.NoError(t, err)
 	defer l.Close()
@@ -211,9 +212,24 @@ func TestPreflightAggregates(t *testing.T) {
 	for _, want := range []string{"binaries", "port", "data directory", "socket directory", "backup", "source"} {
 		require.True(t, checks[want], "no %q problem in:\n%v", want, err)
 	}
+	require.Contains(t, err.Error(), "Source.Password holds a line break", "refused before anything is restored")
 	require.NotContains(t, err.Error(), secret)
 	entries, _ := os.ReadDir(cfg.Staging.DataDir)
 	require.Len(t, entries, 1, "preflight touched the data directory")
+}
+
+// A data directory whose parent does not exist is refused at once, naming
+// the parent, and nothing is created (as root, that would be a directory the
+// server's OS user cannot enter).
+func TestDataDirParentMissing(t *testing.T) {
+	cfg := validConfig(t)
+	parent := filepath.Join(t.TempDir(), "no", "such")
+	cfg.Staging.DataDir = filepath.Join(parent, "data")
+	_, err := stage.New(cfg)
+	require.ErrorIs(t, err, stage.ErrInvalidConfig)
+	require.Contains(t, err.Error(), "the parent of the data directory "+cfg.Staging.DataDir+", "+parent+", does not exist")
+	_, err = os.Stat(filepath.Dir(parent))
+	require.True(t, os.IsNotExist(err), "nothing was created")
 }
 
 func TestPreHookStopsTheJob(t *testing.T) {
@@ -269,7 +285,7 @@ func TestFaultError(t *testing.T) {
 	for _, r := range []walwatch.Reason{walwatch.ReasonPrimaryUnreachable, walwatch.ReasonAuthRefused, walwatch.ReasonStreamLost,
 		walwatch.ReasonTimeout, walwatch.ReasonTerminatedByPrimary, walwatch.ReasonWALRemoved, walwatch.ReasonTimelineDiverged,
 		walwatch.ReasonWrongPrimary, walwatch.ReasonStartFailed, walwatch.ReasonReceiverStopped, walwatch.ReasonReceiverCrashed,
-		walwatch.ReasonUnknown, stage.ReasonPromoted} {
+		walwatch.ReasonUnknown, walwatch.ReasonPromoted} {
 		require.NotEmpty(t, stage.Advice(r), "no advice for %s", r)
 	}
 }

@@ -42,10 +42,10 @@ type PassedBackup struct {
 }
 
 // state is what the state file holds: enough for Open to carry on, and no
-// secret. Config's password and function fields are tagged json:"-".
+// secret.
 type state struct {
 	Version   int               `json:"version"`
-	Config    Config            `json:"config"`
+	Config    savedConfig       `json:"config"`
 	Linked    bool              `json:"linked"`
 	Disabled  bool              `json:"disabled,omitempty"`
 	LinkedAt  time.Time         `json:"linked_at,omitzero"`
@@ -53,12 +53,56 @@ type state struct {
 	Snapshots []Snapshot        `json:"snapshots,omitempty"`
 	Faults    []Fault           `json:"faults,omitempty"`
 	Position  walwatch.Position `json:"watch_position,omitzero"`
-	// LogPrefix is the staging server's log_line_prefix, for the watcher.
-	LogPrefix string `json:"log_prefix,omitempty"`
-	// Step is the job step in progress, kept so that a process killed mid-job
-	// leaves a trace: Open reports it and Link or Resync starts over.
-	Job  string `json:"job,omitempty"`
-	Step string `json:"step,omitempty"`
+	// Job and Step are the job step in progress, kept so that a process
+	// killed mid-job leaves a trace: Open reports it and Link or Resync
+	// carries on.
+	Job  Job  `json:"job,omitempty"`
+	Step Step `json:"step,omitempty"`
+}
+
+// savedConfig is the part of a Config the state file keeps: no password,
+// no functions (command hooks only). Its JSON is the flat form Config was
+// saved in before it had sub-configurations, so older state files load.
+type savedConfig struct {
+	BackupPath      string        `json:"backup_path"`
+	WALPath         string        `json:"wal_path,omitempty"`
+	StreamWhenNoWAL bool          `json:"stream_when_no_wal,omitempty"`
+	VerifyBackup    bool          `json:"verify_backup,omitempty"`
+	BackupSettle    time.Duration `json:"backup_settle,omitempty"`
+	Source          Source        `json:"source"`
+	Staging         Staging       `json:"staging"`
+	Settings        []Setting     `json:"settings,omitempty"`
+	Hooks           Hooks         `json:"hooks,omitempty"`
+	StreamTimeout   time.Duration `json:"stream_timeout,omitempty"`
+	PollInterval    time.Duration `json:"watch_poll_interval,omitempty"`
+	PollOnly        bool          `json:"watch_poll_only,omitempty"`
+}
+
+func savedConfigOf(c Config) savedConfig {
+	src := c.Source
+	src.Password = ""
+	return savedConfig{
+		BackupPath: c.BackupPath, WALPath: c.Restore.WALPath, StreamWhenNoWAL: c.Restore.StreamWhenNoWAL,
+		VerifyBackup: c.Restore.Verify, BackupSettle: c.Restore.Settle,
+		Source: src, Staging: c.Staging, Settings: c.Settings, Hooks: c.Hooks.commands(),
+		StreamTimeout: c.StreamTimeout, PollInterval: c.Watch.PollInterval, PollOnly: c.Watch.PollOnly,
+	}
+}
+
+// config returns the saved configuration with what the state file never
+// holds taken from live: the password, the logger, progress, snapshotter
+// and hook functions.
+func (s savedConfig) config(live Config) Config {
+	c := Config{
+		BackupPath: s.BackupPath,
+		Restore:    RestoreConfig{WALPath: s.WALPath, StreamWhenNoWAL: s.StreamWhenNoWAL, Verify: s.VerifyBackup, Settle: s.BackupSettle},
+		Source:     s.Source, Staging: s.Staging, Settings: s.Settings, Hooks: s.Hooks.withFuncs(live.Hooks),
+		StreamTimeout: s.StreamTimeout,
+		Watch:         WatchConfig{PollInterval: s.PollInterval, PollOnly: s.PollOnly},
+		Snapshotter:   live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
+	}
+	c.Source.Password = live.Source.Password
+	return c
 }
 
 func statePath(stateDir string) string { return filepath.Join(stateDir, stateName) }
@@ -72,9 +116,7 @@ func (st *state) save(stateDir string) error {
 	if n := len(st.Snapshots); n > maxHistory {
 		st.Snapshots = st.Snapshots[n-maxHistory:]
 	}
-	saved := *st
-	saved.Config.Hooks = st.Config.Hooks.commands()
-	data, err := json.MarshalIndent(&saved, "", "  ")
+	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -7,22 +7,25 @@ import (
 	"github.com/pgstage/pgstage/walwatch"
 )
 
+// State is a staging's state as Status reports it.
+type State string
+
 // States a Status reports, most telling first.
 const (
-	StateUnlinked  = "unlinked"  // not linked yet, or a link failed
-	StateDisabled  = "disabled"  // linked, disabled on purpose: no faults
-	StateFaulted   = "faulted"   // replication stopped: see Status.Fault
-	StateStopped   = "stopped"   // linked and enabled, but the server is not running
-	StateStreaming = "streaming" // the staging follows the source
-	StateStarting  = "starting"  // running, not streaming yet, no fault either
+	StateUnlinked  State = "unlinked"  // not linked yet, or a link failed
+	StateDisabled  State = "disabled"  // linked, disabled on purpose: no faults
+	StateFaulted   State = "faulted"   // replication stopped: see Status.Fault
+	StateStopped   State = "stopped"   // linked and enabled, but the server is not running
+	StateStreaming State = "streaming" // the staging follows the source
+	StateStarting  State = "starting"  // running, not streaming yet, no fault either
 )
 
 // Status is a staging's state at one moment.
 type Status struct {
-	State    string `json:"state"`
-	Linked   bool   `json:"linked"`
-	Disabled bool   `json:"disabled"`
-	Running  bool   `json:"running"`
+	State    State `json:"state"`
+	Linked   bool  `json:"linked"`
+	Disabled bool  `json:"disabled"`
+	Running  bool  `json:"running"`
 	// Fault is the open fault (nil when none); LastFault the latest fault,
 	// open or cleared.
 	Fault     *Fault `json:"fault,omitempty"`
@@ -50,8 +53,8 @@ type Status struct {
 	Snapshots    int         `json:"snapshots"`
 	LastSnapshot *Snapshot   `json:"last_snapshot,omitempty"`
 	// Job and Step name a job that was cut short (the process died in it).
-	Job  string `json:"unfinished_job,omitempty"`
-	Step string `json:"unfinished_step,omitempty"`
+	Job  Job  `json:"unfinished_job,omitempty"`
+	Step Step `json:"unfinished_step,omitempty"`
 }
 
 // Status reports the staging's state: linked, streaming, faulted or
@@ -75,18 +78,14 @@ func (l *Linker) Status(ctx context.Context) (Status, error) {
 	}
 	sb := l.sb
 	l.mu.Unlock()
-	if !st.Linked {
-		st.State = StateUnlinked
-		return st, nil
-	}
-	if st.Disabled {
-		st.State = StateDisabled
+	if !st.Linked || st.Disabled {
+		st.State = st.derive()
 		return st, nil
 	}
 	st.Fault = l.currentFault()
 	if sb == nil {
 		var err error
-		if sb, err = l.standby(); err != nil {
+		if sb, err = l.deps.standby(); err != nil {
 			return st, err
 		}
 	}
@@ -96,7 +95,7 @@ func (l *Linker) Status(ctx context.Context) (Status, error) {
 	}
 	st.Running = rs.Running
 	if st.Running {
-		if p, err := l.query(ctx); err != nil {
+		if p, err := l.serverPosition(ctx); err != nil {
 			st.QueryError = err.Error()
 		} else {
 			st.Receiver, st.ReceiveLSN, st.ReplayLSN, st.ReplayLagBytes = p.Receiver, p.ReceiveLSN, p.ReplayLSN, p.LagBytes
@@ -106,15 +105,33 @@ func (l *Linker) Status(ctx context.Context) (Status, error) {
 			}
 		}
 	}
-	switch {
-	case st.Fault != nil:
-		st.State = StateFaulted
-	case !st.Running:
-		st.State = StateStopped
-	case st.Receiver == "streaming" || st.Watch.Phase == walwatch.PhaseStreaming && st.Receiver == "":
-		st.State = StateStreaming
-	default:
-		st.State = StateStarting
-	}
+	st.State = st.derive()
 	return st, nil
+}
+
+// derive is the state the facts gathered tell.
+func (st *Status) derive() State {
+	switch {
+	case !st.Linked:
+		return StateUnlinked
+	case st.Disabled:
+		return StateDisabled
+	case st.Fault != nil:
+		return StateFaulted
+	case !st.Running:
+		return StateStopped
+	case st.Receiver == "streaming" || st.Watch.Phase == walwatch.PhaseStreaming && st.Receiver == "":
+		return StateStreaming
+	}
+	return StateStarting
+}
+
+// serverPosition asks the running staging server once.
+func (l *Linker) serverPosition(ctx context.Context) (*position, error) {
+	srv, err := l.deps.server(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.close()
+	return srv.position(ctx)
 }

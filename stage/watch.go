@@ -1,49 +1,41 @@
 package stage
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/pgstage/pgstage/walwatch"
 )
 
-// ReasonPromoted is the fault reason of a staging server that left
-// recovery: it no longer follows the source.
-const ReasonPromoted walwatch.Reason = "promoted"
-
-func init() {
-	advice[ReasonPromoted] = "the staging server was promoted and no longer follows the source: Resync"
-}
-
 // startWatcher (re)starts the log watcher. With resume it carries on from
 // the saved position, so that what happened while nothing watched is
-// reported; otherwise (or when that position is gone) it starts live, which
-// first reads back the current log to learn the present state.
+// reported; otherwise it starts live, which first reads back the current
+// log to learn the present state. When the saved position's file is gone,
+// walwatch reads every file written after it from its start (and says so
+// on Errors, see loop).
 func (l *Linker) startWatcher(resume bool) error {
 	l.stopWatcher()
 	l.mu.Lock()
-	pos, prefix := l.st.Position, l.st.LogPrefix
+	pos := l.st.Position
 	l.mu.Unlock()
 	wc := walwatch.Config{
 		LogDir:       l.logDir(),
 		Format:       walwatch.FormatStderr,
-		Prefix:       prefix,
+		Prefix:       logPrefix(l.cfg.Staging.DataDir),
 		Pattern:      "staging.log",
-		PollInterval: l.cfg.WatchPollInterval,
-		PollOnly:     l.cfg.WatchPollOnly,
+		PollInterval: l.cfg.Watch.PollInterval,
+		PollOnly:     l.cfg.Watch.PollOnly,
 		Logger:       l.log,
-	}
-	if prefix == "" {
-		wc.Prefix = walwatch.DefaultPrefix
 	}
 	if resume && !pos.IsZero() {
 		wc.Start, wc.Resume = walwatch.StartResume, pos
 	}
-	w, err := walwatch.New(wc)
-	if errors.Is(err, walwatch.ErrResumeNotFound) {
-		wc.Start, wc.Resume = walwatch.StartLive, walwatch.Position{}
-		w, err = walwatch.New(wc)
-	}
+	w, err := l.deps.watch(wc)
 	if err != nil {
 		return err
 	}
@@ -91,6 +83,15 @@ func (l *Linker) loop(w watcher, done chan struct{}) {
 				errs = nil
 				continue
 			}
+			if errors.Is(err, walwatch.ErrResumeNotFound) {
+				// The log the last Linker read up to was removed (or
+				// replaced): what was written in between may be lost,
+				// and the files written after it are read from their
+				// start instead.
+				l.log.Warn("the saved log position is gone: reading the staging server log from the start of the files written since; faults logged in between in a removed file are not reported",
+					"err", err)
+				continue
+			}
 			l.log.Warn("log watcher", "err", err)
 		}
 	}
@@ -105,7 +106,7 @@ func (l *Linker) handle(ev walwatch.Event) {
 		l.raiseLocked(ev, ev.Reason)
 		l.saveLocked()
 	case walwatch.KindPromoted:
-		l.raiseLocked(ev, ReasonPromoted)
+		l.raiseLocked(ev, walwatch.ReasonPromoted)
 		l.saveLocked()
 	case walwatch.KindRecovered, walwatch.KindStreaming:
 		if l.closeFaultLocked(ev.Detected) {
@@ -136,7 +137,7 @@ func (l *Linker) raiseLocked(ev walwatch.Event, reason walwatch.Reason) {
 		}
 	}
 	if f := l.openFaultLocked(); f != nil {
-		if reason.NeedsResync() || reason == ReasonPromoted {
+		if reason.NeedsResync() {
 			f.Reason, f.Message, f.Detail, f.NeedsResync = reason, ev.Message, ev.Detail, true
 		}
 		return
@@ -147,7 +148,7 @@ func (l *Linker) raiseLocked(ev walwatch.Event, reason walwatch.Reason) {
 	}
 	l.st.Faults = append(l.st.Faults, Fault{
 		Reason: reason, Message: ev.Message, Detail: ev.Detail,
-		NeedsResync: reason.NeedsResync() || reason == ReasonPromoted,
+		NeedsResync: reason.NeedsResync(),
 		Since:       since, Detected: ev.Detected, File: ev.File, Line: ev.Line,
 	})
 }
@@ -186,7 +187,7 @@ func (l *Linker) currentFault() *Fault {
 		if rec == nil {
 			r := s.Reason
 			if s.Phase == walwatch.PhasePromoted {
-				r = ReasonPromoted
+				r = walwatch.ReasonPromoted
 			}
 			return &Fault{Reason: r, Message: s.Message, NeedsResync: s.NeedsResync || s.Phase == walwatch.PhasePromoted, Since: s.Since, Detected: time.Now()}
 		}
@@ -196,4 +197,70 @@ func (l *Linker) currentFault() *Fault {
 	}
 	c := *rec
 	return &c
+}
+
+// catchUpLimit bounds how long Open waits for the resumed watcher to read
+// what the log holds: past it, Status may report the saved state a little
+// longer, and says so in the log.
+const catchUpLimit = 30 * time.Second
+
+// catchUp waits until the resumed watcher has read the staging server log
+// up to where it ends now, so that what Status reports is the present
+// state (streaming again, say) and not the one saved when the last Linker
+// stopped watching.
+func (l *Linker) catchUp(ctx context.Context) error {
+	l.mu.Lock()
+	w, saved := l.w, l.st.Position
+	l.mu.Unlock()
+	dev, ino, end, err := logEnd(l.logFile())
+	if w == nil || err != nil || end == 0 {
+		return nil // nothing to read: the watcher's state is all there is
+	}
+	read := func(p walwatch.Position) bool { return p.Dev == dev && p.Ino == ino && p.Offset >= end }
+	if read(saved) {
+		return nil // nothing was logged since the last Linker stopped watching
+	}
+	deadline := time.Now().Add(catchUpLimit)
+	for {
+		if read(w.Position()) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			l.log.Warn("the log watcher has not read the staging server log up to now yet: Status may report the saved state for a while", "log", l.logFile())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// logEnd identifies the log file and returns the offset just after its
+// last complete line.
+func logEnd(path string) (dev, ino uint64, end int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, 0, errors.New("no file identity")
+	}
+	size := fi.Size()
+	buf := make([]byte, min(size, 64<<10))
+	if _, err := f.ReadAt(buf, size-int64(len(buf))); err != nil && !errors.Is(err, io.EOF) {
+		return 0, 0, 0, err
+	}
+	i := bytes.LastIndexByte(buf, '\n')
+	if i < 0 {
+		return uint64(sys.Dev), sys.Ino, 0, nil
+	}
+	return uint64(sys.Dev), sys.Ino, size - int64(len(buf)) + int64(i) + 1, nil
 }

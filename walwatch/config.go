@@ -1,11 +1,7 @@
 package walwatch
 
 import (
-	"bufio"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -39,12 +35,19 @@ type Config struct {
 	// current_logfiles (10+) names the current file.
 	DataDir string
 	// Format of the files to follow. FormatAuto: from DataDir's
-	// log_destination, else current_logfiles, else the extension of the
-	// newest file (.json, .csv, anything else is stderr).
+	// log_destination, else current_logfiles (DataDir's, or beside
+	// LogDir), else what the files hold: jsonlog if any file is, else
+	// csvlog if any is, else stderr (a structured directory always holds
+	// the collector's small .log files too).
 	Format Format
-	// Prefix is log_line_prefix for stderr logs. Empty: from DataDir's
-	// configuration, else sniffed from the newest file, else DefaultPrefix.
+	// Prefix is log_line_prefix for stderr logs, as the server's setting
+	// (any escapes, padding and literal text). Empty: from DataDir's
+	// configuration (or its version's default), else inferred from the
+	// lines of the newest file.
 	Prefix string
+	// PrefixEmpty says log_line_prefix is '' (9.x's default: each line
+	// starts with its severity), which an empty Prefix cannot say.
+	PrefixEmpty bool
 	// Pattern is a filepath.Match pattern for the file names to follow.
 	// Default: derived from DataDir's log_filename if set, else by format:
 	// *.csv, *.json, or any other file for stderr (except compressed files
@@ -101,135 +104,4 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-}
-
-// serverSettings reads the few logging settings walwatch needs from a data
-// directory's configuration files, following include, include_if_exists and
-// include_dir as the server does (later lines and postgresql.auto.conf win).
-func serverSettings(dataDir string) map[string]string {
-	set := map[string]string{}
-	readConf(filepath.Join(dataDir, "postgresql.conf"), set, 0)
-	readConf(filepath.Join(dataDir, "postgresql.auto.conf"), set, 0)
-	return set
-}
-
-// maxIncludeDepth is the server's limit on nested includes.
-const maxIncludeDepth = 10
-
-// readConf reads one file into set. Relative include paths are resolved
-// against the including file's directory; include_dir reads the directory's
-// *.conf files in name order. A missing file is skipped: the server refuses
-// to start on a missing include, so there is nothing more to learn.
-func readConf(path string, set map[string]string, depth int) {
-	if depth > maxIncludeDepth {
-		return
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := confLine(sc.Text())
-		if !ok {
-			continue
-		}
-		switch k {
-		case "include", "include_if_exists", "include_dir":
-			if !filepath.IsAbs(v) {
-				v = filepath.Join(filepath.Dir(path), v)
-			}
-			if k != "include_dir" {
-				readConf(v, set, depth+1)
-				continue
-			}
-			ents, _ := os.ReadDir(v) // sorted by name
-			for _, e := range ents {
-				if n := e.Name(); !e.IsDir() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".conf") {
-					readConf(filepath.Join(v, n), set, depth+1)
-				}
-			}
-		case "log_directory", "log_destination", "log_line_prefix", "log_filename", "logging_collector":
-			set[k] = v
-		}
-	}
-}
-
-// confLine splits "name [=] value [# comment]" with a quoted or bare value.
-func confLine(s string) (string, string, bool) {
-	s = strings.TrimSpace(s)
-	if s == "" || s[0] == '#' {
-		return "", "", false
-	}
-	i := strings.IndexAny(s, " \t=")
-	if i <= 0 {
-		return "", "", false
-	}
-	k := strings.ToLower(s[:i])
-	s = strings.TrimLeft(s[i:], " \t")
-	s = strings.TrimPrefix(s, "=")
-	s = strings.TrimLeft(s, " \t")
-	if s == "" {
-		return "", "", false
-	}
-	if s[0] != '\'' {
-		if j := strings.IndexAny(s, " \t#"); j >= 0 {
-			s = s[:j]
-		}
-		return k, s, true
-	}
-	var v strings.Builder
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\'' && i+1 < len(s) && s[i+1] == '\'':
-			v.WriteByte('\'')
-			i++
-		case c == '\'':
-			return k, v.String(), true
-		case c == '\\' && i+1 < len(s):
-			i++
-			switch s[i] {
-			case 'n':
-				v.WriteByte('\n')
-			case 't':
-				v.WriteByte('\t')
-			default:
-				v.WriteByte(s[i])
-			}
-		default:
-			v.WriteByte(c)
-		}
-	}
-	return "", "", false
-}
-
-// currentLogfile reads current_logfiles (10+): the current file for format,
-// as a path relative to the data directory.
-func currentLogfile(dataDir string, format Format) (string, Format) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "current_logfiles"))
-	if err != nil {
-		return "", FormatAuto
-	}
-	var first string
-	var firstFormat Format
-	for _, l := range strings.Split(string(b), "\n") {
-		dest, path, ok := strings.Cut(l, " ")
-		if !ok {
-			continue
-		}
-		f := Format(dest)
-		if f == format {
-			return path, f
-		}
-		// Structured formats first: they carry SQLSTATE and backend type.
-		if first == "" || f == FormatJSON || (f == FormatCSV && firstFormat != FormatJSON) {
-			first, firstFormat = path, f
-		}
-	}
-	if format != FormatAuto {
-		return "", FormatAuto
-	}
-	return first, firstFormat
 }

@@ -59,3 +59,21 @@ func TestServerSettingsIncludeLoop(t *testing.T) {
 	writeConf(t, filepath.Join(data, "loop.conf"), "log_directory = 'loop'", "include 'loop.conf'")
 	assert.Equal(t, "loop", serverSettings(data)["log_directory"])
 }
+
+// Values read as the server reads them (gucscan): octal and other escapes,
+// doubled quotes, unquoted values, case-insensitive names, and lines the
+// server would reject are skipped rather than half-read.
+func TestServerSettingsGrammar(t *testing.T) {
+	data := t.TempDir()
+	writeConf(t, filepath.Join(data, "postgresql.conf"),
+		`LOG_LINE_PREFIX = '\045m [\045p] it''s\t'`,
+		`log_directory = logs/pg-15 # unquoted, comment after`,
+		`log_filename 'a.log' 'b.log'`, // syntax error: skipped
+		`log_filename = /abs/x.log`,    // an unquoted value cannot start with /: skipped
+		`log_destination=csvlog`)
+	assert.Equal(t, map[string]string{
+		"log_line_prefix": "%m [%p] it's\t",
+		"log_directory":   "logs/pg-15",
+		"log_destination": "csvlog",
+	}, serverSettings(data))
+}

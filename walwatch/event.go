@@ -68,6 +68,11 @@ const (
 	ReasonReceiverStopped Reason = "receiver-stopped"
 	// ReasonReceiverCrashed: the walreceiver process died abnormally.
 	ReasonReceiverCrashed Reason = "receiver-crashed"
+	// ReasonPromoted: the staging server left recovery ([KindPromoted]); it
+	// no longer follows the source, and only a resync makes it a standby
+	// again. The watcher reports the promotion as KindPromoted; a caller
+	// that treats it as a fault (as stage does) uses this reason.
+	ReasonPromoted Reason = "promoted"
 	// ReasonUnknown: a walreceiver error recognised only by its SQLSTATE and
 	// backend type (for example with a translated lc_messages).
 	ReasonUnknown Reason = "unknown"
@@ -75,7 +80,7 @@ const (
 
 // NeedsResync reports whether a fault with this reason cannot heal by itself.
 func (r Reason) NeedsResync() bool {
-	return r == ReasonWALRemoved || r == ReasonTimelineDiverged || r == ReasonWrongPrimary
+	return r == ReasonWALRemoved || r == ReasonTimelineDiverged || r == ReasonWrongPrimary || r == ReasonPromoted
 }
 
 // Event is one transition found in the logs.

@@ -141,6 +141,8 @@ func TestFollowLongLineAndGarbage(t *testing.T) {
 		garbage[i] = byte(i*7 + i>>8)
 	}
 	appendFile(t, a, string(garbage)+"\n"+logAt(1, 1, "LOG", started))
+	// No record in the first 64 KiB: said, and reading goes on.
+	assert.ErrorIs(t, <-w.Errors(), walwatch.ErrUnreadable)
 	ev := nextEvent(t, w)
 	assert.Equal(t, walwatch.KindStreaming, ev.Kind)
 }
@@ -177,14 +179,16 @@ func TestResume(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	_, err := walwatch.New(walwatch.Config{})
-	assert.ErrorIs(t, err, walwatch.ErrNoLogDir)
+	assert.ErrorIs(t, err, walwatch.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "no log directory")
 	_, err = walwatch.New(walwatch.Config{LogDir: filepath.Join(t.TempDir(), "missing")})
 	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.ErrorIs(t, err, walwatch.ErrInvalidConfig)
 	// Every problem at once.
 	_, err = walwatch.New(walwatch.Config{Start: walwatch.StartResume, PollOnly: true, PollInterval: -1, Format: "syslog"})
 	require.Error(t, err)
-	assert.ErrorIs(t, err, walwatch.ErrNoLogDir)
-	for _, want := range []string{"StartResume needs", "PollOnly with polling disabled", `unknown format "syslog"`} {
+	assert.ErrorIs(t, err, walwatch.ErrInvalidConfig)
+	for _, want := range []string{"no log directory", "StartResume needs", "PollOnly with polling disabled", `unknown format "syslog"`} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

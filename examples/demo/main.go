@@ -119,7 +119,7 @@ func run(ctx context.Context) (err error) {
 	}
 	cfg := stage.Config{
 		BackupPath: backupPath,
-		Source:     stage.Source{Host: "127.0.0.1", Port: src.port, User: "replicator", Password: src.password, SSLMode: "disable"},
+		Source:     stage.Source{Host: "127.0.0.1", Port: src.port, User: "replicator", Password: stage.Password(src.password), SSLMode: "disable"},
 		Staging: stage.Staging{
 			DataDir:   filepath.Join(dir, "staging"),
 			Port:      stagingPort,
@@ -210,7 +210,7 @@ func progressBar() func(stage.Progress) {
 	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&fs.ModeCharDevice != 0 {
 		tty = true
 	}
-	last := ""
+	var last stage.Step
 	return func(p stage.Progress) {
 		if p.Job != stage.JobLink {
 			return

@@ -1,59 +1,70 @@
-// Command link drives a staging with stage.Linker from the command line.
+// Command link drives a staging with stage.Linker from the command line,
+// and keeps it watched as a service.
 //
-//	link [-config pgstage.json] [-json] link|resync|snapshot|sync|status|watch|disable|enable
+//	link [-config pgstage.json] [-json] [-v] [-log text|json] [-http addr] command
 //
-// The configuration is a JSON file holding a stage.Config (its JSON field
-// names), plus where the source password comes from: "password_env" (the
-// name of an environment variable, default PGSTAGE_SOURCE_PASSWORD) or
-// "password_file" (a file holding only the password). The password is never
-// a flag, so it never shows in the process list. For example:
+// Commands: link (create the staging), resync, snapshot, sync, status,
+// watch (print each event until interrupted), disable, enable, and run
+// (keep the staging watched until SIGTERM or SIGINT, logging each event,
+// with /metrics and /healthz when an HTTP address is given; see
+// examples/pgstage-link.service). Every command but link opens the staging
+// linked before (from its state file) and carries on.
+//
+// # Configuration file
+//
+// A JSON object of this program's own (not stage.Config's JSON, not the
+// state file). Durations are Go duration strings; unknown fields are
+// refused, naming them; the password is never in it (nor in a flag): it
+// comes from the environment variable named by "password_env" (default
+// PGSTAGE_SOURCE_PASSWORD) or from the file named by "password_file",
+// which may start with $CREDENTIALS_DIRECTORY (systemd's LoadCredential).
 //
 //	{
 //	  "backup_path": "/backups/sales",
-//	  "source":  {"host": "db1", "port": 5432, "user": "replicator"},
+//	  "source":  {"host": "db1", "port": 5432, "user": "replicator", "connect_timeout": "10s"},
 //	  "staging": {"data_dir": "/mnt/staging/sales", "port": 5433, "bin_dir": "/usr/lib/postgresql/15/bin"},
 //	  "settings": [{"name": "ssl", "value": "off"}, {"name": "shared_preload_libraries", "comment": true}],
 //	  "hooks": {"post_sync": [{"command": "zfs snapshot tank/staging@$(date +%s)"}]},
-//	  "password_file": "/etc/pgstage/sales.password"
+//	  "stream_timeout": "2m",
+//	  "password_file": "$CREDENTIALS_DIRECTORY/source-password",
+//	  "http_address": "127.0.0.1:9187",
+//	  "log_format": "json"
 //	}
 //
-// Durations (stream_timeout, backup_settle, ...) are in nanoseconds, as
-// encoding/json writes a time.Duration.
+// Required: backup_path, source.host, source.user, staging.data_dir,
+// staging.port, staging.bin_dir. Durations: backup_settle (negative turns
+// the settle check off), stream_timeout, watch_poll_interval,
+// source.connect_timeout.
 //
-// link creates the staging; every other command opens the staging linked
-// before (from its state file) and carries on. watch prints one line per
-// event until interrupted. With -json every output is JSON (watch: one
-// object per line), for tooling.
+// link creates the staging (run again after a link that was killed, it
+// carries on: it stops the server the dead one started and empties what it
+// restored); every other command opens the staging linked before (from its
+// state file) and carries on.
+// With -json every output is JSON (watch: one object per line). Logs go to
+// stderr: always for run, with -v for the other commands; -log json (or
+// "log_format": "json") writes them as JSON lines, one event per line.
 package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-
-	"github.com/pgstage/pgstage/stage"
 )
 
-// fileConfig is the JSON configuration file.
-type fileConfig struct {
-	stage.Config
-	PasswordEnv  string `json:"password_env,omitempty"`
-	PasswordFile string `json:"password_file,omitempty"`
-}
-
 func main() {
-	configPath := flag.String("config", "pgstage.json", "the JSON configuration `file`")
-	asJSON := flag.Bool("json", false, "print JSON")
-	verbose := flag.Bool("v", false, "log each step to stderr")
+	var o options
+	flag.StringVar(&o.configPath, "config", "pgstage.json", "the JSON configuration `file`")
+	flag.BoolVar(&o.json, "json", false, "print results as JSON")
+	flag.BoolVar(&o.verbose, "v", false, "log each step to stderr")
+	flag.StringVar(&o.logFormat, "log", "", "log `format`: text or json (default: the file's log_format, else text)")
+	flag.StringVar(&o.httpAddress, "http", "", "run: serve /metrics and /healthz on this `address` (default: the file's http_address; none: off)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: link [-config file] [-json] [-v] link|resync|snapshot|sync|status|watch|disable|enable\n")
+		fmt.Fprintf(os.Stderr, "usage: link [-config file] [-json] [-v] [-log text|json] [-http addr] link|resync|snapshot|sync|status|watch|disable|enable|run\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -61,193 +72,42 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	o.command = flag.Arg(0)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	out := &printer{json: *asJSON}
-	if err := run(ctx, flag.Arg(0), *configPath, *verbose, out); err != nil {
+	out := &printer{json: o.json}
+	if err := runCommand(ctx, o, out); err != nil {
 		out.fail(err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, command, configPath string, verbose bool, out *printer) error {
-	cfg, err := load(configPath)
-	if err != nil {
-		return err
-	}
-	if verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	if !out.json {
-		cfg.Progress = func(p stage.Progress) {
-			if p.Step != "" && p.Done == 0 {
-				fmt.Printf("[%3.0f%%] %s: %s\n", p.Percent, p.Step, p.Message)
-			}
-		}
-	}
-
-	var l *stage.Linker
-	if command == "link" {
-		l, err = stage.New(cfg)
-	} else {
-		l, err = stage.Open(ctx, cfg)
-	}
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-
-	switch command {
-	case "link":
-		err = l.Link(ctx)
-	case "resync":
-		err = l.Resync(ctx)
-	case "enable":
-		err = l.Enable(ctx)
-	case "disable":
-		err = l.Disable(ctx)
-	case "snapshot", "sync":
-		var s *stage.Snapshot
-		if command == "sync" {
-			s, err = l.Sync(ctx)
-		} else {
-			s, err = l.Snapshot(ctx)
-		}
-		if err == nil {
-			out.snapshot(s)
-			return nil
-		}
-	case "status":
-	case "watch":
-		return watch(ctx, l, out)
-	default:
-		return fmt.Errorf("unknown command %q", command)
-	}
-	if err != nil {
-		return err
-	}
-	st, err := l.Status(ctx)
-	if err != nil {
-		return err
-	}
-	out.status(st)
-	return nil
+// options are the command line's.
+type options struct {
+	command, configPath    string
+	json, verbose          bool
+	logFormat, httpAddress string
 }
 
-// load reads the configuration file and the password.
-func load(path string) (stage.Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return stage.Config{}, err
+// logger returns where logs go: stderr for run and with -v, nowhere
+// otherwise, as text or JSON lines.
+func (o options) logger(fileFormat string) (*slog.Logger, error) {
+	if o.command != "run" && !o.verbose {
+		return slog.New(slog.DiscardHandler), nil
 	}
-	var fc fileConfig
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fc); err != nil {
-		return stage.Config{}, fmt.Errorf("%s: %w", path, err)
+	format := o.logFormat
+	if format == "" {
+		format = fileFormat
 	}
-	cfg := fc.Config
-	switch {
-	case fc.PasswordFile != "":
-		b, err := os.ReadFile(fc.PasswordFile)
-		if err != nil {
-			return cfg, fmt.Errorf("password_file: %w", err)
-		}
-		cfg.Source.Password = strings.TrimRight(string(b), "\r\n")
-	default:
-		name := fc.PasswordEnv
-		if name == "" {
-			name = "PGSTAGE_SOURCE_PASSWORD"
-		}
-		pw, ok := os.LookupEnv(name)
-		if !ok {
-			return cfg, fmt.Errorf("no source password: set %s, or name a password_file in %s", name, path)
-		}
-		cfg.Source.Password = pw
-		// Hooks and servers this process starts inherit its environment:
-		// the password must not travel with it.
-		os.Unsetenv(name)
-	}
-	return cfg, nil
+	return newLogger(os.Stderr, format)
 }
 
-func watch(ctx context.Context, l *stage.Linker, out *printer) error {
-	st, err := l.Status(ctx)
-	if err != nil {
-		return err
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	}
-	out.status(st)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-l.Events():
-			if !ok {
-				return nil
-			}
-			if out.json {
-				out.emit(ev)
-				continue
-			}
-			fmt.Println(ev.String())
-			if a := stage.Advice(ev.Reason); a != "" {
-				fmt.Println("  what to do:", a)
-			}
-		}
-	}
-}
-
-// printer writes results as text or JSON.
-type printer struct{ json bool }
-
-func (p *printer) emit(v any) {
-	b, _ := json.Marshal(v)
-	fmt.Println(string(b))
-}
-
-func (p *printer) fail(err error) {
-	if p.json {
-		p.emit(map[string]string{"error": err.Error()})
-		return
-	}
-	fmt.Fprintln(os.Stderr, "error:", err)
-	var f *stage.Fault
-	if errors.As(err, &f) && f.NeedsResync {
-		fmt.Fprintln(os.Stderr, "this fault needs a resync: link -config ... resync")
-	}
-}
-
-func (p *printer) snapshot(s *stage.Snapshot) {
-	if p.json {
-		p.emit(s)
-		return
-	}
-	fmt.Printf("snapshot %s: timeline %d, replayed up to %s (received %s), backup %s\n",
-		s.Time.Format("2006-01-02 15:04:05Z07:00"), s.Timeline, s.ReplayLSN, s.ReceiveLSN, s.Backup)
-}
-
-func (p *printer) status(st stage.Status) {
-	if p.json {
-		p.emit(st)
-		return
-	}
-	fmt.Printf("state:     %s\n", st.State)
-	if st.Backup != nil {
-		fmt.Printf("backup:    %s (%s, PostgreSQL %s)\n", st.Backup.Name, st.Backup.Location, st.Backup.PGVersion)
-		for _, pb := range st.Backup.PassedOver {
-			fmt.Printf("           passed over %s: %s\n", pb.Name, pb.Reason)
-		}
-	}
-	if st.Running {
-		fmt.Printf("replay:    %s (received %s, %d bytes behind)\n", st.ReplayLSN, st.ReceiveLSN, st.ReplayLagBytes)
-	}
-	if f := st.Fault; f != nil {
-		fmt.Printf("fault:     %s since %s: %s\n           what to do: %s\n", f.Reason, f.Since.Format("2006-01-02 15:04:05Z07:00"), f.Message, stage.Advice(f.Reason))
-	} else if f := st.LastFault; f != nil {
-		fmt.Printf("last fault: %s from %s to %s\n", f.Reason, f.Since.Format("15:04:05"), f.Cleared.Format("15:04:05"))
-	}
-	fmt.Printf("snapshots: %d\n", st.Snapshots)
-	if st.Job != "" {
-		fmt.Printf("unfinished: %s at step %s: run it again\n", st.Job, st.Step)
-	}
+	return nil, fmt.Errorf("-log %q is not a log format: use text or json", format)
 }

@@ -1,10 +1,13 @@
 package pgtest_test
 
 import (
+	"os/exec"
 	"testing"
 
-	"github.com/pgstage/pgstage/internal/pgtest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgstage/pgstage/internal/pgtest"
 )
 
 func TestStartPrimary(t *testing.T) {
@@ -18,4 +21,26 @@ func TestStartPrimary(t *testing.T) {
 		p.Restart(t)
 		require.Equal(t, "3", p.QueryString(t, "SELECT count(*) FROM pgstage_rows"))
 	})
+}
+
+// A namespace, its link and the cut are gone when the test that made them
+// ends.
+func TestNetnsCleansUp(t *testing.T) {
+	var name string
+	t.Run("make", func(t *testing.T) {
+		n := pgtest.NewNetns(t)
+		name = n.Name
+		out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.Contains(t, string(out), name)
+		n.Cut(t)
+		n.Heal(t)
+		n.Cut(t) // left cut: cleanup must not care
+	})
+	if name == "" {
+		t.Skip("no namespace was made (not root)")
+	}
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.NotContains(t, string(out), name)
 }

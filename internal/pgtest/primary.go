@@ -43,6 +43,8 @@ type Primary struct {
 	ReplUser, ReplPassword              string
 	// TablespaceDir is the tablespace location when Options.Tablespace was set.
 	TablespaceDir string
+
+	netns string // the network namespace it runs in (Netns.Move), "" for ours
 }
 
 // StartPrimary starts a primary of major in a new temporary directory, on a
@@ -50,7 +52,7 @@ type Primary struct {
 // slots, a replication role that logs in with a password (scram-sha-256) and
 // a pg_hba.conf that lets it in from 127.0.0.1. The server is stopped and its
 // directory removed when the test ends; its log is printed if the test failed.
-func StartPrimary(t *testing.T, major int, opts Options) *Primary {
+func StartPrimary(t testing.TB, major int, opts Options) *Primary {
 	t.Helper()
 	p := &Primary{
 		Major:        major,
@@ -159,7 +161,15 @@ func writeFile(t testing.TB, name, s string) {
 func (p *Primary) pgctl(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := Command(ctx, filepath.Join(p.BinDir, "pg_ctl"), append([]string{"-D", p.DataDir}, args...)...).CombinedOutput()
+	name, args := filepath.Join(p.BinDir, "pg_ctl"), append([]string{"-D", p.DataDir}, args...)
+	cmd := Command(ctx, name, args...)
+	if p.netns != "" {
+		var err error
+		if cmd, err = nsCommand(ctx, p.netns, name, args...); err != nil {
+			return err
+		}
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_ctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

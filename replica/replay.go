@@ -1,0 +1,106 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/pgstage/pgstage/internal/pgcontrol"
+)
+
+// LSN is a WAL location; its String spells it as PostgreSQL does
+// ("0/16B3748").
+type LSN = pgcontrol.LSN
+
+// Replay is where the standby's replication stands: what it received, what
+// it applied, and when it last heard from the source. It tells a stream
+// that stalled (received WAL not applied: replay paused, a recovery
+// conflict, a full disk) from one that is merely idle, and a dead
+// walreceiver from a standby that has applied everything it had (where a
+// lag computed as receive - replay says 0).
+type Replay struct {
+	// Receiver is pg_stat_wal_receiver.status ("streaming", "starting",
+	// "waiting", "restarting", "stopping"); "" when no walreceiver runs.
+	Receiver string
+	// ReceiveLSN is the end of the WAL received and flushed by streaming
+	// (pg_last_wal_receive_lsn); ReplayLSN the end of the WAL applied
+	// (pg_last_wal_replay_lsn). 0 when unknown.
+	ReceiveLSN, ReplayLSN LSN
+	// LastMessage is when the standby last heard from the source
+	// (pg_stat_wal_receiver.last_msg_receipt_time); zero without a
+	// walreceiver.
+	LastMessage time.Time
+	// LastReplayed is the commit time of the last transaction applied
+	// (pg_last_xact_replay_timestamp); zero when none since the start.
+	LastReplayed time.Time
+	// Paused: replay was paused (pg_wal_replay_pause).
+	Paused bool
+}
+
+// Streaming reports whether a walreceiver streams from the source.
+func (r Replay) Streaming() bool { return r.Receiver == "streaming" }
+
+// Behind is how many bytes of received WAL are not applied yet.
+func (r Replay) Behind() int64 {
+	if r.ReceiveLSN <= r.ReplayLSN {
+		return 0
+	}
+	return int64(r.ReceiveLSN - r.ReplayLSN)
+}
+
+// Replay asks the standby where its replication stands, over its Unix
+// socket as QueryUser.
+func (s *Standby) Replay(ctx context.Context) (Replay, error) {
+	_, r, err := s.version(ctx)
+	if err != nil {
+		return Replay{}, err
+	}
+	if !r.hotStandby || !r.walReceiverView {
+		return Replay{}, ErrWarmStandby
+	}
+	// Status is NULL for a role that may not see the walreceiver's details:
+	// "unknown" then, which still says one runs. Times come as epoch
+	// microseconds, whatever the session's DateStyle and TimeZone.
+	sql := fmt.Sprintf(`SELECT coalesce((SELECT coalesce(status, 'unknown') FROM pg_stat_wal_receiver), ''),
+		coalesce(%s()::text, ''), coalesce(%s()::text, ''),
+		(SELECT (extract(epoch FROM last_msg_receipt_time) * 1000000)::bigint FROM pg_stat_wal_receiver),
+		(extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::bigint,
+		%s()`, r.funcs.receiveLSN, r.funcs.replayLSN, r.funcs.replayPaused)
+	row, err := s.queryRow(ctx, sql)
+	if err != nil {
+		return Replay{}, fmt.Errorf("replica: asking the standby about replay: %w", err)
+	}
+	if len(row) != 6 {
+		return Replay{}, fmt.Errorf("replica: asking the standby about replay: %d columns, want 6", len(row))
+	}
+	rp := Replay{Receiver: string(row[0]), Paused: string(row[5]) == "t"}
+	for i, dst := range []*LSN{&rp.ReceiveLSN, &rp.ReplayLSN} {
+		if *dst, err = parseLSN(string(row[1+i])); err != nil {
+			return Replay{}, fmt.Errorf("replica: asking the standby about replay: %w", err)
+		}
+	}
+	for i, dst := range []*time.Time{&rp.LastMessage, &rp.LastReplayed} {
+		if row[3+i] == nil {
+			continue
+		}
+		us, err := strconv.ParseInt(string(row[3+i]), 10, 64)
+		if err != nil {
+			return Replay{}, fmt.Errorf("replica: asking the standby about replay: %q is not a time", row[3+i])
+		}
+		*dst = time.UnixMicro(us)
+	}
+	return rp, nil
+}
+
+// parseLSN reads "16/B374D848"; "" is 0.
+func parseLSN(s string) (LSN, error) {
+	if s == "" {
+		return 0, nil
+	}
+	var hi, lo uint32
+	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
+		return 0, fmt.Errorf("%q is not a WAL location", s)
+	}
+	return LSN(uint64(hi)<<32 | uint64(lo)), nil
+}
