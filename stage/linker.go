@@ -40,6 +40,7 @@ type Linker struct {
 	wDone  chan struct{}
 	events chan walwatch.Event
 	closed bool
+	heal   *healer // nil unless Config.Heal.Auto
 }
 
 // eventBuffer is the capacity of the Events channel.
@@ -71,6 +72,7 @@ func New(cfg Config) (*Linker, error) {
 	}
 	st.Config = savedConfigOf(cfg)
 	l.st = st
+	l.startHealer()
 	return l, nil
 }
 
@@ -115,6 +117,7 @@ func Open(ctx context.Context, cfg Config) (*Linker, error) {
 			return nil, err
 		}
 	}
+	l.startHealer()
 	return l, nil
 }
 
@@ -183,6 +186,7 @@ func (l *Linker) Config() Config { return l.cfg }
 // Close stops watching and releases the locks. The staging server keeps
 // running: a later Open carries on with it.
 func (l *Linker) Close() error {
+	l.stopHealer() // first: a heal under way holds the job lock
 	l.job.Lock()
 	defer l.job.Unlock()
 	l.mu.Lock()

@@ -76,6 +76,9 @@ type savedConfig struct {
 	StreamTimeout   time.Duration `json:"stream_timeout,omitempty"`
 	PollInterval    time.Duration `json:"watch_poll_interval,omitempty"`
 	PollOnly        bool          `json:"watch_poll_only,omitempty"`
+	BackupMode      BackupMode    `json:"backup_mode,omitempty"`
+	Take            TakeConfig    `json:"take,omitzero"`
+	Heal            HealConfig    `json:"heal,omitzero"`
 }
 
 func savedConfigOf(c Config) savedConfig {
@@ -86,6 +89,7 @@ func savedConfigOf(c Config) savedConfig {
 		VerifyBackup: c.Restore.Verify, BackupSettle: c.Restore.Settle,
 		Source: src, Staging: c.Staging, Settings: c.Settings, Hooks: c.Hooks.commands(),
 		StreamTimeout: c.StreamTimeout, PollInterval: c.Watch.PollInterval, PollOnly: c.Watch.PollOnly,
+		BackupMode: c.BackupMode, Take: c.Take, Heal: c.Heal,
 	}
 }
 
@@ -99,7 +103,8 @@ func (s savedConfig) config(live Config) Config {
 		Source:     s.Source, Staging: s.Staging, Settings: s.Settings, Hooks: s.Hooks.withFuncs(live.Hooks),
 		StreamTimeout: s.StreamTimeout,
 		Watch:         WatchConfig{PollInterval: s.PollInterval, PollOnly: s.PollOnly},
-		Snapshotter:   live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
+		BackupMode:    s.BackupMode, Take: s.Take, Heal: s.Heal,
+		Snapshotter: live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
 	}
 	c.Source.Password = live.Source.Password
 	return c
