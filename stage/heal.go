@@ -99,6 +99,8 @@ type healer struct {
 	kick chan struct{}
 	stop context.CancelFunc
 	done chan struct{}
+	// after is time.After; the tests record the back-off with it.
+	after func(time.Duration) <-chan time.Time
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // the heal under way, for Disable
@@ -121,7 +123,7 @@ func (l *Linker) startHealer() {
 		return
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	h := &healer{kick: make(chan struct{}, 1), stop: stop, done: make(chan struct{})}
+	h := &healer{kick: make(chan struct{}, 1), stop: stop, done: make(chan struct{}), after: time.After}
 	l.mu.Lock()
 	l.heal = h
 	l.mu.Unlock()
@@ -243,7 +245,7 @@ func (l *Linker) heal1(parent context.Context, h *healer) {
 		switch {
 		case err == nil:
 			h.mu.Lock()
-			h.status.Attempts, h.status.LastError, h.status.Healed, h.fault = attempt, "", time.Now(), nil
+			h.status.Healing, h.status.Attempts, h.status.LastError, h.status.Healed, h.fault = false, attempt, "", time.Now(), nil
 			h.settled = f.Since
 			h.mu.Unlock()
 			l.healEvent(KindHealSucceeded, f, "healed by attempt %d: the staging streams again", attempt)
@@ -263,7 +265,7 @@ func (l *Linker) heal1(parent context.Context, h *healer) {
 		}
 		if attempt >= cfg.attempts() {
 			h.mu.Lock()
-			h.status.GaveUp, h.settled = true, f.Since
+			h.status.Healing, h.status.GaveUp, h.settled = false, true, f.Since
 			h.mu.Unlock()
 			l.healEvent(KindHealGaveUp, f, "gave up after %d attempts: the staging stays faulted; Resync it (last error: %v)", attempt, err)
 			return
@@ -271,7 +273,7 @@ func (l *Linker) heal1(parent context.Context, h *healer) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
+		case <-h.after(delay):
 		}
 		delay = min(2*delay, cfg.maxBackoff())
 	}
