@@ -79,6 +79,18 @@ func newHealRig(t *testing.T, mode BackupMode, noLoop bool) *healRig {
 	return h
 }
 
+// blockTake makes the next take wait for its context's end; the channel
+// is closed when it has started.
+func (h *healRig) blockTake() <-chan struct{} {
+	started := make(chan struct{})
+	h.take = func(ctx context.Context, n int32) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return started
+}
+
 // fault makes the running staging faulted with reason, as the watcher
 // would: its state first, then its event.
 func (h *healRig) fault(reason walwatch.Reason, line int) {
@@ -268,12 +280,7 @@ func TestHealNeverWhileDisabled(t *testing.T) {
 		h := newHealRig(t, BackupTake, false)
 		ctx := context.Background()
 		require.NoError(t, h.l.Link(ctx))
-		started := make(chan struct{})
-		h.take = func(ctx context.Context, n int32) error {
-			close(started)
-			<-ctx.Done()
-			return ctx.Err()
-		}
+		started := h.blockTake()
 		h.fault(walwatch.ReasonWALRemoved, 1)
 		<-started
 		require.NoError(t, h.l.Disable(ctx))
@@ -290,12 +297,7 @@ func TestHealNeverWhileDisabled(t *testing.T) {
 	t.Run("Close stops a heal under way", func(t *testing.T) {
 		h := newHealRig(t, BackupTake, false)
 		require.NoError(t, h.l.Link(context.Background()))
-		started := make(chan struct{})
-		h.take = func(ctx context.Context, n int32) error {
-			close(started)
-			<-ctx.Done()
-			return ctx.Err()
-		}
+		started := h.blockTake()
 		h.fault(walwatch.ReasonWALRemoved, 1)
 		<-started
 		require.NoError(t, h.l.Close())
