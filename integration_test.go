@@ -693,7 +693,7 @@ func (s *staging) status(t *testing.T) stage.Status {
 	return st
 }
 
-// waitEvent reads the Linker's events until one of kind arrives.
+// waitEvent reads the Linker's events until one of kind (any, "") arrives.
 func (s *staging) waitEvent(t *testing.T, kind walwatch.Kind) walwatch.Event {
 	t.Helper()
 	timeout := time.After(waitLimit)
@@ -702,7 +702,7 @@ func (s *staging) waitEvent(t *testing.T, kind walwatch.Kind) walwatch.Event {
 		select {
 		case ev, ok := <-s.l.Events():
 			require.True(t, ok, "events closed")
-			if ev.Kind == kind {
+			if ev.Kind == kind || kind == "" {
 				return ev
 			}
 			seen = append(seen, ev.String())
