@@ -64,12 +64,7 @@ func TestTakeAndHeal(t *testing.T) {
 		require.Equal(t, taken[0], st.Backup.Name)
 
 		require.NoError(t, l.Disable(ctx))
-		p.Exec(t, "SELECT pg_drop_replication_slot('pgstage_hold')")
-		for i := 0; i < 4; i++ {
-			p.InsertRows(t, 10)
-			p.Exec(t, "SELECT pg_switch_wal()")
-			p.Exec(t, "CHECKPOINT")
-		}
+		recycleWAL(t, p)
 		require.Error(t, l.Enable(ctx), "the staging cannot stream")
 		var seen []string
 		for done := false; !done; {
@@ -92,6 +87,19 @@ func TestTakeAndHeal(t *testing.T) {
 		id := p.InsertRows(t, 1)
 		s.waitRow(t, id)
 	})
+}
+
+// recycleWAL drops the slot pgstage_hold and makes the source move on and
+// recycle the WAL a staging that is down would need (no slot, no
+// wal_keep_size).
+func recycleWAL(t *testing.T, p *pgtest.Primary) {
+	t.Helper()
+	p.Exec(t, "SELECT pg_drop_replication_slot('pgstage_hold')")
+	for i := 0; i < 4; i++ {
+		p.InsertRows(t, 10)
+		p.Exec(t, "SELECT pg_switch_wal()")
+		p.Exec(t, "CHECKPOINT")
+	}
 }
 
 // backupFolders lists the backup folders in dir, oldest first.

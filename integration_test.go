@@ -358,14 +358,7 @@ func TestLinkerBadInputs(t *testing.T) {
 			s := &staging{cfg: cfg, l: l}
 			require.NoError(t, l.Link(ctx))
 			require.NoError(t, l.Disable(ctx))
-			wp.Exec(t, "SELECT pg_drop_replication_slot('pgstage_hold')")
-			// While the staging is down the source moves on and recycles the
-			// WAL it would need (no slot, no wal_keep_size).
-			for i := 0; i < 4; i++ {
-				wp.InsertRows(t, 10)
-				wp.Exec(t, "SELECT pg_switch_wal()")
-				wp.Exec(t, "CHECKPOINT")
-			}
+			recycleWAL(t, wp)
 			err = l.Enable(ctx)
 			require.Error(t, err, "the staging cannot stream")
 			ev := s.waitEvent(t, walwatch.KindFault)
