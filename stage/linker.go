@@ -83,7 +83,8 @@ func New(cfg Config) (*Linker, error) {
 // and reads the log up to now, so that Status tells the present state.
 //
 // The saved configuration is used; cfg supplies what the state file never
-// holds: Source.Password, Logger, Progress, Snapshotter and hook functions.
+// holds: Source.Password, Logger, Progress, Snapshotter and hook functions,
+// and Heal (auto-heal, this process's choice).
 func Open(ctx context.Context, cfg Config) (*Linker, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Staging.StateDir == "" {
