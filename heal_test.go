@@ -29,6 +29,24 @@ func TestTakeAndHeal(t *testing.T) {
 		p := pgtest.StartPrimary(t, major, pgtest.Options{})
 		p.Exec(t, "SELECT pg_create_physical_replication_slot('pgstage_hold', true)")
 		backupPath := pgtest.TempDir(t)
+
+		// Preflight in take mode wants a writable backup path, not a
+		// backup, and binaries of the source's major.
+		otherMajor := 15
+		if major == 15 {
+			otherMajor = 16
+		}
+		bad := stagingConfig(t, p, filepath.Join(backupPath, "missing"))
+		bad.BackupMode, bad.Staging.BinDir = stage.BackupTake, pgtest.BinDir(t, otherMajor)
+		bl, err := stage.New(bad)
+		require.NoError(t, err)
+		err = bl.Preflight(ctx)
+		require.ErrorIs(t, err, stage.ErrPreflight)
+		require.ErrorContains(t, err, "2 problem(s)")
+		require.ErrorContains(t, err, "backup path")
+		require.ErrorContains(t, err, "staging binaries")
+		require.NoError(t, bl.Close())
+
 		cfg := stagingConfig(t, p, backupPath)
 		cfg.BackupMode = stage.BackupTake
 		cfg.Take = stage.TakeConfig{FastCheckpoint: true, Compression: basebackup.LZ4}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgstage/pgstage/backupsel/basebackup"
 	"github.com/pgstage/pgstage/walwatch"
 )
 
@@ -21,7 +22,9 @@ type HealConfig struct {
 	// source reaches another database system, and a resync would quietly
 	// make the staging a copy of it.
 	Auto bool `json:"auto,omitempty"`
-	// Attempts bounds the resyncs tried for one fault; default 5.
+	// Attempts bounds the resyncs tried for one fault; default 5. A heal
+	// gives up at once when the source refuses the backup (see
+	// basebackup.ErrRefused): retrying cannot help until it is fixed.
 	Attempts int `json:"attempts,omitempty"`
 	// Backoff is the wait after the first failed attempt, doubled after
 	// each one up to MaxBackoff; defaults 30 s and 10 min.
@@ -263,7 +266,7 @@ func (l *Linker) heal1(parent context.Context, h *healer) {
 		if ctx.Err() != nil {
 			return
 		}
-		if attempt >= cfg.attempts() {
+		if attempt >= cfg.attempts() || hopeless(err) {
 			h.mu.Lock()
 			h.status.Healing, h.status.GaveUp, h.settled = false, true, f.Since
 			h.mu.Unlock()
@@ -277,6 +280,12 @@ func (l *Linker) heal1(parent context.Context, h *healer) {
 		}
 		delay = min(2*delay, cfg.maxBackoff())
 	}
+}
+
+// hopeless reports whether retrying cannot help until the configuration
+// is changed: the source refuses the backup, or the settings are wrong.
+func hopeless(err error) bool {
+	return errors.Is(err, basebackup.ErrRefused) || errors.Is(err, basebackup.ErrInvalidConfig) || errors.Is(err, ErrInvalidConfig)
 }
 
 func (l *Linker) backupMode() BackupMode {

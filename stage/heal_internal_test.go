@@ -404,3 +404,14 @@ func TestModeProblems(t *testing.T) {
 	assert.Empty(t, Config{BackupMode: BackupTake}.modeProblems())
 	assert.Len(t, Config{BackupMode: "fetch", Heal: HealConfig{Attempts: -1}}.modeProblems(), 2)
 }
+
+// A source that refuses the backup is not asked again: the heal gives up
+// after one attempt.
+func TestHealGivesUpAtOnceWhenRefused(t *testing.T) {
+	h := newHealRig(t, BackupTake, false)
+	require.NoError(t, h.l.Link(context.Background()))
+	h.take = func(ctx context.Context, n int32) error { return basebackup.ErrRefused }
+	h.fault(walwatch.ReasonWALRemoved, 1)
+	assert.Equal(t, []walwatch.Kind{KindHealStarted, KindHealFailed, KindHealGaveUp}, healEvents(t, h.l, KindHealGaveUp))
+	assert.EqualValues(t, 2, h.takes.Load())
+}

@@ -162,6 +162,9 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 		for _, p := range si.problems(pf.backup) {
 			add(p)
 		}
+		if p := l.takeVersionProblem(si, binMajor); p != nil {
+			add(p)
+		}
 	}
 
 	// Config settings, checked against the staging binaries.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgstage/pgstage/backupsel"
 	"github.com/pgstage/pgstage/backupsel/basebackup"
+	"github.com/pgstage/pgstage/internal/pgver"
 )
 
 // BackupMode says where the backups a Link or Resync restores come from.
@@ -92,6 +93,20 @@ func backupPathProblem(path string) *Problem {
 		return &Problem{Check: "backup", What: fmt.Sprintf("backup path %s is not writable by this process: %v", path, err), Do: do, Err: err}
 	}
 	return nil
+}
+
+// takeVersionProblem is preflight's version check in take mode, where the
+// backup is not there yet: the backup will be of the source's major, which
+// the staging binaries must run.
+func (l *Linker) takeVersionProblem(si *sourceInfo, bin pgver.Major) *Problem {
+	if !l.takes() || bin == 0 {
+		return nil
+	}
+	if m, err := pgver.Parse(si.ServerVersion); err != nil || m == bin {
+		return nil
+	}
+	e := fmt.Errorf("the source runs PostgreSQL %s, the staging binaries in %s are PostgreSQL %s", si.ServerVersion, l.cfg.Staging.BinDir, bin)
+	return &Problem{Check: "version", What: e.Error(), Do: "set Staging.BinDir to binaries of the source's major version (a standby runs the source's major version)", Err: e}
 }
 
 // takeBackup is the take step's work: a backup of the source into the
