@@ -31,6 +31,12 @@ type Config struct {
 	BackupPath string
 	// Restore says how the backup is chosen and restored (backupsel).
 	Restore RestoreConfig
+	// BackupMode is BackupExternal (the default) or BackupTake: Link and
+	// Resync take a backup into BackupPath first, tuned by Take.
+	BackupMode BackupMode
+	Take       TakeConfig
+	// Heal turns on and tunes auto-heal (off by default).
+	Heal HealConfig
 
 	Source  Source
 	Staging Staging
@@ -271,6 +277,7 @@ func (cfg Config) validate() error {
 	if _, err := osuser.RunAs(s.OSUser); err != nil {
 		add("Staging.OSUser: %v", err)
 	}
+	errs = append(errs, cfg.modeProblems()...)
 	return errors.Join(errs...)
 }
 

@@ -46,6 +46,11 @@ type deps struct {
 	// server opens the running staging server to ask where replication
 	// stands.
 	server func(ctx context.Context) (server, error)
+	// take takes a backup (take mode) and selects and checks as preflight
+	// does; newerBackup says whether the backup path has a newer backup
+	// than the one in use (auto-heal).
+	take        func(ctx context.Context, pf *preflight, progress func(done, total int64)) (*backupsel.Backup, error)
+	newerBackup func(ctx context.Context) (bool, error)
 }
 
 func (l *Linker) realDeps() deps {
@@ -63,6 +68,8 @@ func (l *Linker) realDeps() deps {
 			}
 			return w, nil
 		},
-		server: l.openServer,
+		server:      l.openServer,
+		take:        l.takeBackup,
+		newerBackup: l.newerBackup,
 	}
 }

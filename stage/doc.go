@@ -74,6 +74,25 @@
 // divergence, a different source, a promoted staging) have NeedsResync set:
 // only Resync mends them.
 //
+// # Take mode and auto-heal
+//
+// With [Config.BackupMode] [BackupTake], Link and Resync take a fresh
+// backup of the source into BackupPath ([StepTakeBackup], with
+// [github.com/pgstage/pgstage/backupsel/basebackup], as Source's role) right
+// after preflight, which then wants a writable backup path rather than a
+// backup, and go on as with an external backup: the same selection and
+// checks. A backup that cannot be taken leaves the staging as it was.
+//
+// With [HealConfig.Auto], a running staging whose fault needs a resync
+// (WAL removed, a diverged timeline, promoted; not a wrong primary) is
+// resynced by the Linker itself: in take mode from a backup it takes, else
+// from a newer backup as soon as one appears in BackupPath. Attempts are
+// bounded and spaced by a doubling back-off; each step is an event on
+// Events (KindHeal*); a heal runs as a job, one at a time, never on a
+// disabled staging; Disable interrupts it and Close stops it. A staging
+// that cannot be healed stays faulted, with the last error in
+// [Status].Heal.
+//
 // # Files
 //
 // Beside the data directory, in Staging.StateDir (default DataDir +

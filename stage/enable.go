@@ -56,6 +56,7 @@ func (l *Linker) Enable(ctx context.Context) error {
 // Disable stops the watcher and then the staging server. A disabled staging
 // raises no faults; Snapshot refuses it with ErrDisabled until Enable.
 func (l *Linker) Disable(ctx context.Context) error {
+	l.interruptHeal() // first: a heal under way holds the job lock
 	if err := l.begin(); err != nil {
 		return err
 	}

@@ -54,6 +54,11 @@ func (l *Linker) Resync(ctx context.Context) error {
 		return err
 	}
 	defer l.end()
+	return l.resync(ctx)
+}
+
+// resync is Resync under the job lock (auto-heal calls it too).
+func (l *Linker) resync(ctx context.Context) error {
 	// Resync empties the data directory: only one this staging owns.
 	if !l.ownsDataDir() {
 		return fmt.Errorf("%w: %s: Resync rebuilds a linked staging (use Link for a new one)", ErrNotLinked, l.cfg.Staging.DataDir)
@@ -103,8 +108,13 @@ func (l *Linker) build(ctx context.Context, name Job) (err error) {
 	if redo {
 		steps = resyncSteps
 	}
+	steps = l.withTake(steps)
 	j := &job{run: run{l: l, job: name, steps: steps, mark: true}}
 	if err := j.preflight(ctx, redo); err != nil {
+		l.mark("", "")
+		return err
+	}
+	if err := j.take(ctx); err != nil { // before undo: it leaves the staging as it was
 		l.mark("", "")
 		return err
 	}
@@ -172,6 +182,9 @@ func (j *job) preflight(ctx context.Context, redo bool) error {
 
 func (j *job) selected() {
 	b := j.backup
+	if b == nil {
+		return // take mode: selected once taken
+	}
 	j.l.log.Info("backup selected", "job", j.job, "backup", b.Name, "location", b.Location, "version", b.PGVersion, "passed_over", len(b.Passed))
 }
 

@@ -40,6 +40,7 @@ type Linker struct {
 	wDone  chan struct{}
 	events chan walwatch.Event
 	closed bool
+	heal   *healer // nil unless Config.Heal.Auto
 }
 
 // eventBuffer is the capacity of the Events channel.
@@ -71,6 +72,7 @@ func New(cfg Config) (*Linker, error) {
 	}
 	st.Config = savedConfigOf(cfg)
 	l.st = st
+	l.startHealer()
 	return l, nil
 }
 
@@ -81,7 +83,8 @@ func New(cfg Config) (*Linker, error) {
 // and reads the log up to now, so that Status tells the present state.
 //
 // The saved configuration is used; cfg supplies what the state file never
-// holds: Source.Password, Logger, Progress, Snapshotter and hook functions.
+// holds: Source.Password, Logger, Progress, Snapshotter and hook functions,
+// and Heal (auto-heal, this process's choice).
 func Open(ctx context.Context, cfg Config) (*Linker, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Staging.StateDir == "" {
@@ -115,6 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Linker, error) {
 			return nil, err
 		}
 	}
+	l.startHealer()
 	return l, nil
 }
 
@@ -183,6 +187,7 @@ func (l *Linker) Config() Config { return l.cfg }
 // Close stops watching and releases the locks. The staging server keeps
 // running: a later Open carries on with it.
 func (l *Linker) Close() error {
+	l.stopHealer() // first: a heal under way holds the job lock
 	l.job.Lock()
 	defer l.job.Unlock()
 	l.mu.Lock()

@@ -138,9 +138,13 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 		add(&Problem{Check: "socket directory", What: err.Error(), Do: fmt.Sprintf("give %s read, write and execute on it, or choose another Staging.SocketDir", runUser.Name), Err: err})
 	}
 
-	// Backup: exactly one path, readable, a whole backup in it.
-	b, err := backupsel.Select(ctx, cfg.BackupPath, l.selectOptions(nil))
-	if err != nil {
+	// Backup: exactly one path, readable, a whole backup in it; in take
+	// mode, a path the backup taken after preflight can be written into.
+	if l.takes() {
+		if p := backupPathProblem(cfg.BackupPath); p != nil {
+			add(p)
+		}
+	} else if b, err := backupsel.Select(ctx, cfg.BackupPath, l.selectOptions(nil)); err != nil {
 		add(&Problem{Check: "backup", What: err.Error(), Do: backupAdvice(err), Err: err})
 	} else {
 		pf.backup = b
@@ -156,6 +160,9 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 	} else {
 		pf.source = si
 		for _, p := range si.problems(pf.backup) {
+			add(p)
+		}
+		if p := l.takeVersionProblem(si, binMajor); p != nil {
 			add(p)
 		}
 	}

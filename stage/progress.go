@@ -51,7 +51,8 @@ type Progress struct {
 	Step  Step `json:"step"`
 	Index int  `json:"index"` // 1-based position of Step in the job
 	Steps int  `json:"steps"` // number of steps in the job
-	// Done and Total count bytes for the restore step (0 otherwise).
+	// Done and Total count bytes for the restore and take-backup steps (0
+	// otherwise).
 	Done  int64 `json:"done,omitempty"`
 	Total int64 `json:"total,omitempty"`
 	// Percent is the whole job's advance, 0 to 100, for a single bar: each

@@ -76,6 +76,8 @@ type savedConfig struct {
 	StreamTimeout   time.Duration `json:"stream_timeout,omitempty"`
 	PollInterval    time.Duration `json:"watch_poll_interval,omitempty"`
 	PollOnly        bool          `json:"watch_poll_only,omitempty"`
+	BackupMode      BackupMode    `json:"backup_mode,omitempty"`
+	Take            TakeConfig    `json:"take,omitzero"`
 }
 
 func savedConfigOf(c Config) savedConfig {
@@ -86,12 +88,14 @@ func savedConfigOf(c Config) savedConfig {
 		VerifyBackup: c.Restore.Verify, BackupSettle: c.Restore.Settle,
 		Source: src, Staging: c.Staging, Settings: c.Settings, Hooks: c.Hooks.commands(),
 		StreamTimeout: c.StreamTimeout, PollInterval: c.Watch.PollInterval, PollOnly: c.Watch.PollOnly,
+		BackupMode: c.BackupMode, Take: c.Take,
 	}
 }
 
 // config returns the saved configuration with what the state file never
 // holds taken from live: the password, the logger, progress, snapshotter
-// and hook functions.
+// and hook functions, and Heal (auto-heal is what the process that opens
+// the staging does while it runs, not part of the staging).
 func (s savedConfig) config(live Config) Config {
 	c := Config{
 		BackupPath: s.BackupPath,
@@ -99,7 +103,8 @@ func (s savedConfig) config(live Config) Config {
 		Source:     s.Source, Staging: s.Staging, Settings: s.Settings, Hooks: s.Hooks.withFuncs(live.Hooks),
 		StreamTimeout: s.StreamTimeout,
 		Watch:         WatchConfig{PollInterval: s.PollInterval, PollOnly: s.PollOnly},
-		Snapshotter:   live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
+		BackupMode:    s.BackupMode, Take: s.Take, Heal: live.Heal,
+		Snapshotter: live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
 	}
 	c.Source.Password = live.Source.Password
 	return c

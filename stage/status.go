@@ -55,6 +55,8 @@ type Status struct {
 	// Job and Step name a job that was cut short (the process died in it).
 	Job  Job  `json:"unfinished_job,omitempty"`
 	Step Step `json:"unfinished_step,omitempty"`
+	// Heal is auto-heal's state; nil when it is off.
+	Heal *HealStatus `json:"heal,omitempty"`
 }
 
 // Status reports the staging's state: linked, streaming, faulted or
@@ -78,6 +80,10 @@ func (l *Linker) Status(ctx context.Context) (Status, error) {
 	}
 	sb := l.sb
 	l.mu.Unlock()
+	st.Heal = l.healStatus()
+	if !st.Linked && !st.Disabled {
+		st.Fault = l.healFault() // a failed heal attempt undid the staging
+	}
 	if !st.Linked || st.Disabled {
 		st.State = st.derive()
 		return st, nil
@@ -112,6 +118,8 @@ func (l *Linker) Status(ctx context.Context) (Status, error) {
 // derive is the state the facts gathered tell.
 func (st *Status) derive() State {
 	switch {
+	case !st.Linked && st.Fault != nil && st.Heal != nil: // a failed heal attempt undid it
+		return StateFaulted
 	case !st.Linked:
 		return StateUnlinked
 	case st.Disabled:

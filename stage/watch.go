@@ -114,6 +114,7 @@ func (l *Linker) handle(ev walwatch.Event) {
 		}
 	}
 	l.mu.Unlock()
+	l.healOn(ev)
 	switch ev.Kind {
 	case walwatch.KindFault, walwatch.KindRecovered:
 		l.log.Info("replication "+string(ev.Kind), "reason", ev.Reason, "message", ev.Message, "file", ev.File, "line", ev.Line)

@@ -31,6 +31,11 @@ type fileConfig struct {
 	StreamTimeout     duration      `json:"stream_timeout"`
 	WatchPollInterval duration      `json:"watch_poll_interval"`
 	WatchPollOnly     bool          `json:"watch_poll_only"`
+	// BackupMode is "external" (default) or "take": link and resync take
+	// the backup themselves; AutoHeal resyncs by itself a staging whose
+	// fault needs it (run).
+	BackupMode string `json:"backup_mode"`
+	AutoHeal   bool   `json:"auto_heal"`
 
 	// Where the source password comes from: an environment variable
 	// (default PGSTAGE_SOURCE_PASSWORD) or a file.
@@ -202,6 +207,11 @@ func (fc *fileConfig) validate() error {
 	if fc.PasswordEnv != "" && fc.PasswordFile != "" {
 		add("password_env and password_file are both set: keep the one the password is in")
 	}
+	switch stage.BackupMode(fc.BackupMode) {
+	case "", stage.BackupExternal, stage.BackupTake:
+	default:
+		add("backup_mode %q is not a backup mode: use \"external\" (backups dropped into backup_path, the default) or \"take\" (pgstage takes them)", fc.BackupMode)
+	}
 	switch fc.LogFormat {
 	case "", "text", "json":
 	default:
@@ -275,6 +285,8 @@ func (fc *fileConfig) config() stage.Config {
 			PostSync: hooks(h.PostSync), PreSnapshot: hooks(h.PreSnapshot), PostSnapshot: hooks(h.PostSnapshot)},
 		StreamTimeout: dur("stream_timeout", fc.StreamTimeout),
 		Watch:         stage.WatchConfig{PollInterval: dur("watch_poll_interval", fc.WatchPollInterval), PollOnly: fc.WatchPollOnly},
+		BackupMode:    stage.BackupMode(fc.BackupMode),
+		Heal:          stage.HealConfig{Auto: fc.AutoHeal},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgstage/pgstage/stage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,7 +17,7 @@ const goodConfig = `{
   "staging": {"data_dir": "/mnt/staging/sales", "port": 5433, "bin_dir": "/usr/lib/postgresql/15/bin"},
   "settings": [{"name": "fsync", "value": "off"}],
   "hooks": {"post_sync": [{"command": "true"}]},
-  "stream_timeout": "90s",
+  "stream_timeout": "90s", "backup_mode": "take", "auto_heal": true,
   "backup_settle": "-1s",
   "password_env": "CONFIG_TEST_PASSWORD",
   "http_address": "127.0.0.1:9187",
@@ -41,6 +42,8 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, "true", s.stage.Hooks.PostSync[0].Command)
 	require.Equal(t, "127.0.0.1:9187", s.httpAddress)
 	require.Equal(t, "json", s.logFormat)
+	require.Equal(t, stage.BackupTake, s.stage.BackupMode)
+	require.True(t, s.stage.Heal.Auto)
 	_, stillSet := os.LookupEnv("CONFIG_TEST_PASSWORD")
 	require.False(t, stillSet, "the password leaves the environment hooks inherit")
 }
@@ -82,6 +85,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{":12:1: ", "fix the JSON syntax"}},
 		{"both password sources", edit(`"password_env"`, `"password_file": "/x", "password_env"`),
 			[]string{"password_env and password_file are both set"}},
+		{"bad backup mode", edit(`"backup_mode": "take"`, `"backup_mode": "fetch"`),
+			[]string{`backup_mode "fetch" is not a backup mode`, `"take"`}},
 		{"bad log format", edit(`"log_format": "json"`, `"log_format": "xml"`),
 			[]string{`log_format "xml" is not a log format`}},
 		{"bad http address", edit(`"127.0.0.1:9187"`, `"9187"`),

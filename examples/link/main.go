@@ -26,6 +26,7 @@
 //	  "settings": [{"name": "ssl", "value": "off"}, {"name": "shared_preload_libraries", "comment": true}],
 //	  "hooks": {"post_sync": [{"command": "zfs snapshot tank/staging@$(date +%s)"}]},
 //	  "stream_timeout": "2m",
+//	  "backup_mode": "take", "auto_heal": true,
 //	  "password_file": "$CREDENTIALS_DIRECTORY/source-password",
 //	  "http_address": "127.0.0.1:9187",
 //	  "log_format": "json"
@@ -34,7 +35,9 @@
 // Required: backup_path, source.host, source.user, staging.data_dir,
 // staging.port, staging.bin_dir. Durations: backup_settle (negative turns
 // the settle check off), stream_timeout, watch_poll_interval,
-// source.connect_timeout.
+// source.connect_timeout. backup_mode "take" (default "external") makes
+// link and resync take the backup into backup_path themselves; auto_heal
+// makes run resync by itself when a fault needs it (heal-* events).
 //
 // link creates the staging (run again after a link that was killed, it
 // carries on: it stops the server the dead one started and empties what it

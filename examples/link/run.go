@@ -88,7 +88,7 @@ func logEvent(log *slog.Logger, ev walwatch.Event) {
 	level := slog.LevelInfo
 	attrs := []any{"kind", ev.Kind, "message", ev.Message, "log_time", ev.LogTime, "file", ev.File, "line", ev.Line}
 	switch ev.Kind {
-	case walwatch.KindFault, walwatch.KindPromoted, walwatch.KindCrashed:
+	case walwatch.KindFault, walwatch.KindPromoted, walwatch.KindCrashed, stage.KindHealFailed, stage.KindHealGaveUp:
 		level = slog.LevelWarn
 	}
 	if ev.Reason != "" {
