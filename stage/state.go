@@ -76,6 +76,8 @@ type savedConfig struct {
 	StreamTimeout   time.Duration `json:"stream_timeout,omitempty"`
 	PollInterval    time.Duration `json:"watch_poll_interval,omitempty"`
 	PollOnly        bool          `json:"watch_poll_only,omitempty"`
+	Liveness        Liveness      `json:"liveness,omitzero"`
+	Replay          ReplayConfig  `json:"replay,omitzero"`
 }
 
 func savedConfigOf(c Config) savedConfig {
@@ -86,6 +88,7 @@ func savedConfigOf(c Config) savedConfig {
 		VerifyBackup: c.Restore.Verify, BackupSettle: c.Restore.Settle,
 		Source: src, Staging: c.Staging, Settings: c.Settings, Hooks: c.Hooks.commands(),
 		StreamTimeout: c.StreamTimeout, PollInterval: c.Watch.PollInterval, PollOnly: c.Watch.PollOnly,
+		Liveness: c.Liveness, Replay: c.Replay,
 	}
 }
 
@@ -99,7 +102,8 @@ func (s savedConfig) config(live Config) Config {
 		Source:     s.Source, Staging: s.Staging, Settings: s.Settings, Hooks: s.Hooks.withFuncs(live.Hooks),
 		StreamTimeout: s.StreamTimeout,
 		Watch:         WatchConfig{PollInterval: s.PollInterval, PollOnly: s.PollOnly},
-		Snapshotter:   live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
+		Liveness:      s.Liveness, Replay: s.Replay,
+		Snapshotter: live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
 	}
 	c.Source.Password = live.Source.Password
 	return c
