@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstage/pgstage/internal/pgtest"
+	"github.com/pgstage/pgstage/replica"
 	"github.com/pgstage/pgstage/stage"
 	"github.com/pgstage/pgstage/walwatch"
 )
@@ -54,6 +55,24 @@ func TestBenchFaults(t *testing.T) {
 			s.waitEvent(t, walwatch.KindRecovered)
 		}
 	}
+
+	// One question of the monitor, alone: replica.Standby.Replay connects,
+	// asks and disconnects.
+	sb, err := replica.New(replica.Config{DataDir: cfg.Staging.DataDir, BinDir: cfg.Staging.BinDir, Port: cfg.Staging.Port,
+		SocketDir: cfg.Staging.SocketDir, Source: replica.Source{Host: p.Host, User: p.ReplUser}})
+	require.NoError(t, err)
+	_, err = sb.Replay(ctx)
+	require.NoError(t, err)
+	const calls = 300
+	pid := postmasterPID(t, cfg.Staging.DataDir)
+	self0, srv0, start := selfCPU(), serverCPU(pid), time.Now()
+	for range calls {
+		_, err := sb.Replay(ctx)
+		require.NoError(t, err)
+	}
+	t.Logf("one Replay question: %v wall, %v CPU in this process, %v in the staging server (averages of %d)",
+		(time.Since(start) / calls).Round(time.Microsecond), ((selfCPU() - self0) / calls).Round(time.Microsecond),
+		((serverCPU(pid) - srv0) / calls).Round(time.Microsecond), calls)
 
 	time.Sleep(5 * time.Second) // let the restarts settle
 	on := measure(t, cfg, window)

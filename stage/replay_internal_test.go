@@ -2,6 +2,7 @@ package stage
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -302,4 +303,34 @@ func isClosed(c chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// Liveness reaches the standby (zero: replica's defaults, about 10 s), and
+// Liveness and Replay are kept in the state file for Open and Resync.
+func TestLivenessPassedThrough(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   Liveness
+		want time.Duration
+	}{
+		{"default", Liveness{}, 8 * time.Second},
+		{"set", Liveness{ReceiverTimeout: 3 * time.Second}, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.l.cfg.Liveness = tc.in
+			sb, err := r.l.newStandby()
+			require.NoError(t, err)
+			got := sb.(*replica.Standby).Config().Liveness.ReceiverTimeout
+			assert.Equal(t, tc.want, got, "got %v, want %v", got, tc.want)
+		})
+	}
+	cfg := Config{Liveness: Liveness{ConnectTimeout: 7 * time.Second}, Replay: ReplayConfig{MaxLag: time.Minute}}.withDefaults()
+	data, err := json.Marshal(savedConfigOf(cfg))
+	require.NoError(t, err)
+	var saved savedConfig
+	require.NoError(t, json.Unmarshal(data, &saved))
+	back := saved.config(Config{})
+	assert.Equal(t, cfg.Liveness, back.Liveness)
+	assert.Equal(t, cfg.Replay, back.Replay)
 }
