@@ -148,11 +148,6 @@ func NeedsResync(err error) bool {
 	return errors.As(err, &f) && f.NeedsResync
 }
 
-// reasonPromoted is the fault reason of a staging server that left
-// recovery: it no longer follows the source.
-// TODO(lead): walwatch.ReasonPromoted once merged (this line only).
-const reasonPromoted = walwatch.Reason("promoted")
-
 // advice says what to do about each fault reason.
 var advice = map[walwatch.Reason]string{
 	walwatch.ReasonPrimaryUnreachable:  "the source is down or unreachable: start it or fix the network or the source host and port; streaming resumes by itself",
@@ -167,7 +162,7 @@ var advice = map[walwatch.Reason]string{
 	walwatch.ReasonReceiverStopped:     "the walreceiver was terminated on the staging: it restarts by itself; if not, Disable and Enable",
 	walwatch.ReasonReceiverCrashed:     "the walreceiver crashed: it restarts by itself; check the staging server log",
 	walwatch.ReasonUnknown:             "a walreceiver error pgstage does not know: read the staging server log (set lc_messages to English for precise reasons)",
-	reasonPromoted:                     "the staging server was promoted and no longer follows the source: Resync",
+	walwatch.ReasonPromoted:            "the staging server was promoted and no longer follows the source: Resync",
 	ReasonReplayStalled:                "the staging receives WAL but does not apply it: resume a paused replay (pg_wal_replay_resume(); pg_xlog_replay_resume() on 9.6), end the query holding a recovery conflict (pg_stat_activity on the staging; max_standby_streaming_delay bounds the wait), or free disk space on the staging; the fault clears when replay catches up",
 	ReasonReceiverDown:                 "no walreceiver streams from the source and the staging server log says nothing of it: read pg_stat_wal_receiver and the log (primary_conninfo, log_min_messages); Disable and Enable restart the server",
 }

@@ -50,7 +50,7 @@ func TestFaultBookkeeping(t *testing.T) {
 		}, []Fault{{Reason: walwatch.ReasonWALRemoved, NeedsResync: true, Since: t0.Add(time.Second)}}},
 		{"promoted needs a resync", []walwatch.Event{
 			{Kind: walwatch.KindPromoted, File: "staging.log", Line: 4, LogTime: t0},
-		}, []Fault{{Reason: reasonPromoted, NeedsResync: true, Since: t0}}},
+		}, []Fault{{Reason: walwatch.ReasonPromoted, NeedsResync: true, Since: t0}}},
 		{"lifecycle events raise nothing", []walwatch.Event{
 			{Kind: walwatch.KindShutdown, Line: 1}, {Kind: walwatch.KindReady, Line: 2}, {Kind: walwatch.KindStreaming, Line: 3},
 		}, nil},

@@ -88,7 +88,6 @@ func (l *Linker) unfinished() bool {
 // steps that follow.
 type job struct {
 	run
-	ctx    context.Context
 	pf     *preflight
 	backup *backupsel.Backup // the backup being restored
 	sb     standby           // the staging server, made once per job
@@ -104,8 +103,8 @@ func (l *Linker) build(ctx context.Context, name Job) (err error) {
 	if redo {
 		steps = resyncSteps
 	}
-	j := &job{run: run{l: l, job: name, steps: steps, mark: true}, ctx: ctx}
-	if err := j.preflight(redo); err != nil {
+	j := &job{run: run{l: l, job: name, steps: steps, mark: true}}
+	if err := j.preflight(ctx, redo); err != nil {
 		l.mark("", "")
 		return err
 	}
@@ -115,32 +114,32 @@ func (l *Linker) build(ctx context.Context, name Job) (err error) {
 		}
 	}()
 	if redo {
-		if err := j.stop(); err != nil {
+		if err := j.stop(ctx); err != nil {
 			return err
 		}
 		if err := j.clear(); err != nil {
 			return err
 		}
 	}
-	if err := j.restore(); err != nil {
+	if err := j.restore(ctx); err != nil {
 		return err
 	}
-	if err := j.configure(); err != nil {
+	if err := j.configure(ctx); err != nil {
 		return err
 	}
 	if err := j.settings(); err != nil {
 		return err
 	}
-	if err := j.start(); err != nil {
+	if err := j.start(ctx); err != nil {
 		return err
 	}
-	if err := j.stream(); err != nil {
+	if err := j.stream(ctx); err != nil {
 		return err
 	}
 	if err := j.watch(); err != nil {
 		return err
 	}
-	if err := j.sync(); err != nil {
+	if err := j.sync(ctx); err != nil {
 		return err
 	}
 	j.finish()
@@ -149,13 +148,13 @@ func (l *Linker) build(ctx context.Context, name Job) (err error) {
 
 // preflight checks everything the job needs, touching nothing, and makes
 // the standby handle the later steps share.
-func (j *job) preflight(redo bool) error {
+func (j *job) preflight(ctx context.Context, redo bool) error {
 	j.enter(StepPreflight, "checking the backup, the source and the staging host")
 	mode := modeLink
 	if redo {
 		mode = modeResync
 	}
-	pf, err := j.l.deps.preflight(j.ctx, mode)
+	pf, err := j.l.deps.preflight(ctx, mode)
 	if err != nil {
 		return err
 	}
@@ -178,10 +177,10 @@ func (j *job) selected() {
 
 // stop stops the watcher and the staging server of a resync (or of a job
 // cut short), and checks that nothing else took its port meanwhile.
-func (j *job) stop() error {
+func (j *job) stop(ctx context.Context) error {
 	j.enter(StepStop, "stopping the staging server")
 	j.l.stopWatcher()
-	if err := j.sb.Stop(j.ctx); err != nil {
+	if err := j.sb.Stop(ctx); err != nil {
 		return j.fail(err)
 	}
 	c := j.l.cfg.Staging
@@ -205,7 +204,7 @@ func (j *job) clear() error {
 
 // restore writes the backup into the data directory and records which
 // backup the staging holds from then on.
-func (j *job) restore() error {
+func (j *job) restore(ctx context.Context) error {
 	l := j.l
 	if err := l.prepareDirs(); err != nil {
 		return j.fail(err)
@@ -220,12 +219,12 @@ func (j *job) restore() error {
 	if os.Geteuid() == 0 {
 		opts.UID, opts.GID = l.user.UID, l.user.GID
 	}
-	err := l.deps.restore(j.ctx, j.backup, l.cfg.Staging.DataDir, opts)
+	err := l.deps.restore(ctx, j.backup, l.cfg.Staging.DataDir, opts)
 	for err != nil {
-		if err = j.passOver(err); err != nil {
+		if err = j.passOver(ctx, err); err != nil {
 			return j.fail(err)
 		}
-		err = l.deps.restore(j.ctx, j.backup, l.cfg.Staging.DataDir, opts)
+		err = l.deps.restore(ctx, j.backup, l.cfg.Staging.DataDir, opts)
 	}
 	if len(j.backup.Tablespaces) > 0 {
 		if err := l.user.Chown(l.tablespaceDir()); err != nil {
@@ -253,9 +252,9 @@ func (j *job) restore() error {
 // it. It is passed over, as Select would have, and the next backup by
 // precedence is selected and checked as preflight checked the first. Any
 // other failure is returned as it is.
-func (j *job) passOver(err error) error {
+func (j *job) passOver(ctx context.Context, err error) error {
 	var nw *backupsel.NotWholeError
-	if !errors.As(err, &nw) || j.ctx.Err() != nil {
+	if !errors.As(err, &nw) || ctx.Err() != nil {
 		return err
 	}
 	b := j.backup
@@ -263,7 +262,7 @@ func (j *job) passOver(err error) error {
 	// The reason in full is in err; the candidate list says it short.
 	j.pf.passOver = append(j.pf.passOver, backupsel.Candidate{Name: b.Name, Location: b.Location, Layout: b.Layout, Time: b.Time,
 		Reason: "not whole (found while restoring it, see above)", Err: err})
-	next, serr := j.l.nextBackup(j.ctx, j.pf)
+	next, serr := j.l.nextBackup(ctx, j.pf)
 	if serr != nil {
 		return fmt.Errorf("%w; and no other backup can be used: %w", err, serr)
 	}
@@ -277,9 +276,9 @@ func (j *job) passOver(err error) error {
 }
 
 // configure makes the restored data directory a standby of the source.
-func (j *job) configure() error {
+func (j *job) configure(ctx context.Context) error {
 	j.enter(StepConfigure, "making it a standby of %s", j.l.cfg.Source.Host)
-	_, err := j.sb.Setup(j.ctx)
+	_, err := j.sb.Setup(ctx)
 	return j.fail(err)
 }
 
@@ -289,14 +288,14 @@ func (j *job) settings() error {
 	return j.fail(applySettings(j.l.cfg.Staging.DataDir, j.l.cfg.Settings, j.pf.binMajor))
 }
 
-func (j *job) start() error {
+func (j *job) start(ctx context.Context) error {
 	j.enter(StepStart, "starting the staging server on port %d", j.l.cfg.Staging.Port)
-	return j.serverFail(j.sb.Start(j.ctx))
+	return j.serverFail(j.sb.Start(ctx))
 }
 
-func (j *job) stream() error {
+func (j *job) stream(ctx context.Context) error {
 	j.enter(StepStream, "waiting until it streams from the source")
-	ctx, cancel := context.WithTimeout(j.ctx, j.l.cfg.StreamTimeout)
+	ctx, cancel := context.WithTimeout(ctx, j.l.cfg.StreamTimeout)
 	defer cancel()
 	_, err := j.sb.WaitStreaming(ctx)
 	return j.serverFail(err)
@@ -307,9 +306,9 @@ func (j *job) watch() error {
 	return j.serverFail(j.l.startWatcher(false))
 }
 
-func (j *job) sync() error {
+func (j *job) sync(ctx context.Context) error {
 	j.enter(StepSync, "first sync")
-	_, err := j.l.sync(j.ctx, j.job)
+	_, err := j.l.sync(ctx, j.job)
 	return j.serverFail(err)
 }
 

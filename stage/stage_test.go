@@ -285,7 +285,7 @@ func TestFaultError(t *testing.T) {
 	for _, r := range []walwatch.Reason{walwatch.ReasonPrimaryUnreachable, walwatch.ReasonAuthRefused, walwatch.ReasonStreamLost,
 		walwatch.ReasonTimeout, walwatch.ReasonTerminatedByPrimary, walwatch.ReasonWALRemoved, walwatch.ReasonTimelineDiverged,
 		walwatch.ReasonWrongPrimary, walwatch.ReasonStartFailed, walwatch.ReasonReceiverStopped, walwatch.ReasonReceiverCrashed,
-		walwatch.ReasonUnknown, walwatch.Reason("promoted")} {
+		walwatch.ReasonUnknown, walwatch.ReasonPromoted} {
 		require.NotEmpty(t, stage.Advice(r), "no advice for %s", r)
 	}
 }

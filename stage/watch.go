@@ -108,7 +108,7 @@ func (l *Linker) handle(ev walwatch.Event) {
 		l.raiseLocked(ev, ev.Reason)
 		l.saveLocked()
 	case walwatch.KindPromoted:
-		l.raiseLocked(ev, reasonPromoted)
+		l.raiseLocked(ev, walwatch.ReasonPromoted)
 		l.saveLocked()
 	case walwatch.KindRecovered, walwatch.KindStreaming:
 		// Streaming again does not mend a stalled replay: the replay
@@ -147,7 +147,7 @@ func (l *Linker) raiseLocked(ev walwatch.Event, reason walwatch.Reason) {
 	}
 	if f := l.openFaultLocked(); f != nil {
 		switch {
-		case reason.NeedsResync() || reason == reasonPromoted:
+		case reason.NeedsResync():
 			f.Reason, f.Message, f.Detail, f.NeedsResync = reason, ev.Message, ev.Detail, true
 		case f.Reason == ReasonReceiverDown:
 			// The log says why the walreceiver is down: a better reason.
@@ -161,7 +161,7 @@ func (l *Linker) raiseLocked(ev walwatch.Event, reason walwatch.Reason) {
 	}
 	l.st.Faults = append(l.st.Faults, Fault{
 		Reason: reason, Message: ev.Message, Detail: ev.Detail,
-		NeedsResync: reason.NeedsResync() || reason == reasonPromoted,
+		NeedsResync: reason.NeedsResync(),
 		Since:       since, Detected: ev.Detected, File: ev.File, Line: ev.Line,
 	})
 }
@@ -204,7 +204,7 @@ func (l *Linker) currentFault() *Fault {
 		if rec == nil {
 			r := s.Reason
 			if s.Phase == walwatch.PhasePromoted {
-				r = reasonPromoted
+				r = walwatch.ReasonPromoted
 			}
 			return &Fault{Reason: r, Message: s.Message, NeedsResync: s.NeedsResync || s.Phase == walwatch.PhasePromoted, Since: s.Since, Detected: time.Now()}
 		}

@@ -35,12 +35,19 @@ type Config struct {
 	// current_logfiles (10+) names the current file.
 	DataDir string
 	// Format of the files to follow. FormatAuto: from DataDir's
-	// log_destination, else current_logfiles, else the extension of the
-	// newest file (.json, .csv, anything else is stderr).
+	// log_destination, else current_logfiles (DataDir's, or beside
+	// LogDir), else what the files hold: jsonlog if any file is, else
+	// csvlog if any is, else stderr (a structured directory always holds
+	// the collector's small .log files too).
 	Format Format
-	// Prefix is log_line_prefix for stderr logs. Empty: from DataDir's
-	// configuration, else sniffed from the newest file, else DefaultPrefix.
+	// Prefix is log_line_prefix for stderr logs, as the server's setting
+	// (any escapes, padding and literal text). Empty: from DataDir's
+	// configuration (or its version's default), else inferred from the
+	// lines of the newest file.
 	Prefix string
+	// PrefixEmpty says log_line_prefix is '' (9.x's default: each line
+	// starts with its severity), which an empty Prefix cannot say.
+	PrefixEmpty bool
 	// Pattern is a filepath.Match pattern for the file names to follow.
 	// Default: derived from DataDir's log_filename if set, else by format:
 	// *.csv, *.json, or any other file for stderr (except compressed files

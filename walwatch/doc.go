@@ -67,17 +67,43 @@
 // before the original's new records, so that no event is lost, repeated or
 // reordered, with fsnotify or polling.
 //
+// # Bounded logs
+//
+// PostgreSQL never deletes its logs. A staging server that runs for a year
+// logs through the logging collector rotating by size (log_rotation_size,
+// log_rotation_age = 0, a log_filename such as 'staging-%Y%m%d-%H%M%S.log'
+// matched by [Config.Pattern]); the watcher follows each new file from its
+// start and reads an old one to its end first. [Prune] removes the oldest
+// files beyond a number kept, never one the watcher may not have read (the
+// file of a [Position] and those after it): call it now and then with the
+// Position of the last event handled.
+//
 // # Records
 //
 // A [Record] is a whole log record. In stderr logs a line that starts with
 // log_line_prefix (compiled from [Config.Prefix], read from the data
-// directory's configuration, or sniffed) begins a record; tab-led
+// directory's configuration, or inferred from the lines) begins a record; tab-led
 // continuation lines, DETAIL and HINT lines of the same process and lines
 // without a prefix or severity belong to it; unprefixed text with a
 // severity (a WARNING relayed from the primary by libpq) is a relayed
 // record of its own and never classified. csvlog rows are framed by quote
 // parity and parsed with encoding/csv (23, 24 or 26 columns); jsonlog
 // objects are read by key. [NewReader] exposes the readers for one file.
+//
+// Any log_line_prefix the server accepts is read: every escape, padding
+// (%-10u, %10p), literal text, no space before the severity; the empty
+// prefix (9.x's default) is said with [Config.PrefixEmpty]. Not given, the
+// prefix is inferred from the structure of the lines (the text before each
+// severity, aligned across lines), not from a list of known prefixes.
+//
+// # Never silently blind
+//
+// The format is told by what the files hold (and current_logfiles), not
+// by names and times alone. A file read from its start in which no record
+// parses with the format and prefix in use (in its first 64 KiB or 16
+// lines) is reported on Errors as [ErrUnreadable], naming the file and
+// what to set: a watcher never reads a log it cannot understand as zero
+// events.
 //
 // # Classification
 //

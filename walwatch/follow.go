@@ -34,6 +34,7 @@ type tracked struct {
 	size      int64
 	mtime     time.Time
 	head      []byte // the file's first bytes, to spot a truncate-and-refill
+	tail      []byte // the last bytes read (up to tailLen), ending at sp.next
 	lineKnown bool   // line numbers counted (false for files skipped at start)
 	// grew orders files by their last growth (Watcher.growth when it grew).
 	grew uint64
@@ -48,6 +49,12 @@ type tracked struct {
 	copyOf *tracked
 	// fresh: appeared while watching, not yet told apart from a copy.
 	fresh bool
+	// copied is the size of a copy when last checked against its original.
+	copied int64
+	// probing: read from its start and no record parsed yet; parsed counts
+	// the records that did (see probe).
+	probing bool
+	parsed  int
 }
 
 // candidate is a directory entry that matches the watched format.
@@ -59,6 +66,10 @@ type candidate struct {
 }
 
 const headLen = 256
+
+// tailLen is how much of what was read last is kept to recognise a file
+// (more than a line, so that it holds a timestamp).
+const tailLen = 512
 
 // serverFiles live in a data directory and are never logs.
 var serverFiles = map[string]bool{
@@ -79,10 +90,19 @@ func (w *Watcher) matches(name string) bool {
 	case FormatJSON:
 		return strings.HasSuffix(name, ".json")
 	}
+	return maybeLog(name) && !strings.HasSuffix(name, ".csv") && !strings.HasSuffix(name, ".json")
+}
+
+// notLogs end the names of files that are no logs to follow (compressed
+// rotations, editors' files).
+var notLogs = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".tmp", ".swp"}
+
+// maybeLog reports whether a file of this name may be a log.
+func maybeLog(name string) bool {
 	if strings.HasPrefix(name, ".") || serverFiles[name] {
 		return false
 	}
-	for _, ext := range []string{".csv", ".json", ".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".tmp", ".swp"} {
+	for _, ext := range notLogs {
 		if strings.HasSuffix(name, ext) {
 			return false
 		}
@@ -93,14 +113,17 @@ func (w *Watcher) matches(name string) bool {
 // list returns the matching regular files, oldest first (by modification
 // time, then name: PostgreSQL never writes an old file again, so reading in
 // this order reads an old file to its end before the next).
-func (w *Watcher) list() ([]candidate, error) {
+func (w *Watcher) list() ([]candidate, error) { return w.listMatching(w.matches) }
+
+// listMatching is list for the names match accepts.
+func (w *Watcher) listMatching(match func(string) bool) ([]candidate, error) {
 	ents, err := os.ReadDir(w.dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []candidate
 	for _, e := range ents {
-		if !e.Type().IsRegular() || !w.matches(e.Name()) {
+		if !e.Type().IsRegular() || !match(e.Name()) {
 			continue
 		}
 		p := filepath.Join(w.dir, e.Name())
@@ -135,10 +158,51 @@ func (w *Watcher) track(c candidate, offset int64, line int, lineKnown bool) *tr
 func (t *tracked) reset(w *Watcher, offset int64, line int) {
 	t.asm = newAssembler(w.format, w.prefix, true, func(r *rawRecord) { w.record(t, r) })
 	t.sp = newSplitter(t.asm, offset, line)
+	t.probing, t.parsed = offset == 0, 0
+	t.tail = t.tail[:0] // ends at the old offset
 	if offset == 0 {
 		t.head = nil
 		t.lineKnown = true
+		t.setFast(false) // every record counted while probing
 	}
+}
+
+// setFast turns the stderr fast path on (if the prefix allows) or off.
+func (t *tracked) setFast(on bool) {
+	if a, ok := t.asm.(*stderrAsm); ok {
+		a.fast = on && fastPrefix(a.p)
+	}
+}
+
+// Probing a file read from its start: if no record parses in its first
+// probeBytes or probeLines (probeLinesAtEnd at the end of a replay), the
+// format or prefix in use is wrong for it and the watcher would be blind.
+const (
+	probeBytes      = 64 << 10
+	probeLines      = 16
+	probeLinesAtEnd = 4
+)
+
+// probe reports a file whose records cannot be read (ErrUnreadable).
+func (w *Watcher) probe(t *tracked, atEnd bool) {
+	if !t.probing {
+		return
+	}
+	off, next := t.sp.boundary()
+	lines := next - 1
+	switch {
+	case t.parsed > 0:
+	case off >= probeBytes || lines >= probeLines || atEnd && lines >= probeLinesAtEnd:
+		err := &unreadableError{file: t.path, format: w.format, bytes: off}
+		if w.prefix != nil {
+			err.prefix, err.given = w.prefix.src, !w.inferPending && !w.inferred
+		}
+		w.fail(err)
+	default:
+		return
+	}
+	t.probing = false
+	t.setFast(true)
 }
 
 // scan lists the directory and reads every file that changed.
@@ -151,8 +215,18 @@ func (w *Watcher) scan() {
 	// New files first, before any known file is read: a copy is told
 	// apart while its original still has the bytes it was copied from.
 	for _, c := range cands {
-		if w.files[c.id] == nil {
-			t := w.track(c, 0, 1, true)
+		t := w.files[c.id]
+		if t != nil && t.path != c.path && t.f == nil && !w.sameContent(t, c.path) {
+			// The inode of a deleted file, reused by a new one (an open
+			// descriptor would have kept it from reuse).
+			w.drop(t)
+			t = nil
+		}
+		if t == nil {
+			t = w.track(c, 0, 1, true)
+			t.fresh = true
+		}
+		if t.fresh {
 			t.fresh = !w.spotCopy(t)
 		}
 	}
@@ -185,16 +259,24 @@ func (w *Watcher) follow(t *tracked, size int64, mtime time.Time) {
 		}
 		t.fresh = false
 	}
+	if t.copyOf != nil && size > t.copied && !w.sameAsOriginal(t, t.copyOf) {
+		// Grew with bytes the original does not hold: no copy after all.
+		t.copyOf = nil
+	}
 	if t.copyOf != nil {
 		if w.files[t.copyOf.id] == t.copyOf {
 			t.mtime = mtime // the original still holds all the copy does
 			return
 		}
-		// The original is gone, read to its end: the copy has nothing new.
+		// The original is gone, read to its end: a copy no longer than
+		// what was read of it has nothing new; a longer file is no copy.
+		orig := t.copyOf
 		t.copyOf = nil
-		t.reset(w, size, 1)
-		t.lineKnown = false
-		return
+		if size <= orig.sp.next {
+			t.reset(w, size, 1)
+			t.lineKnown = false
+			return
+		}
 	}
 	off, _ := t.sp.boundary()
 	if size == t.size && mtime.Equal(t.mtime) && t.sp.next >= size {
@@ -247,8 +329,8 @@ func (w *Watcher) read(t *tracked) {
 	if !t.lineKnown {
 		w.countLines(t)
 	}
-	if w.sniffPending && w.format == FormatStderr {
-		w.sniffLate(t.path)
+	if w.inferPending && w.format == FormatStderr {
+		w.inferLate(t.path)
 	}
 	for {
 		n, err := t.f.ReadAt(w.buf, t.sp.next)
@@ -257,6 +339,8 @@ func (w *Watcher) read(t *tracked) {
 				t.head = append(t.head, w.buf[:min(n, headLen-len(t.head))]...)
 			}
 			t.sp.write(w.buf[:n])
+			t.tail = append(t.tail[:0], w.buf[max(0, n-tailLen):n]...)
+			w.probe(t, false) // per chunk: the fast path comes back once a record parsed
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
@@ -273,6 +357,7 @@ func (w *Watcher) read(t *tracked) {
 	// PostgreSQL writes a record in one write: at the end of what is there,
 	// the record held open for continuation lines is complete.
 	t.asm.flush()
+	w.probe(t, false)
 	off, line := t.sp.boundary()
 	w.last = lastRecord{t: t, end: off, line: line}
 	w.publish()

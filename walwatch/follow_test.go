@@ -141,6 +141,8 @@ func TestFollowLongLineAndGarbage(t *testing.T) {
 		garbage[i] = byte(i*7 + i>>8)
 	}
 	appendFile(t, a, string(garbage)+"\n"+logAt(1, 1, "LOG", started))
+	// No record in the first 64 KiB: said, and reading goes on.
+	assert.ErrorIs(t, <-w.Errors(), walwatch.ErrUnreadable)
 	ev := nextEvent(t, w)
 	assert.Equal(t, walwatch.KindStreaming, ev.Kind)
 }

@@ -93,11 +93,14 @@ func (p *prefix) matchFrom(ti int, line []byte, pos int, f *prefixFields) (int, 
 		t := p.toks[ti]
 		switch {
 		case t.q:
-			// A session process prints the rest; others stop here.
-			if n, ok := p.matchFrom(ti+1, line, pos, f); ok {
-				return n, true
+			// Processes that are not sessions stop here, sessions print the
+			// rest. The first reading wins: free text after %q could
+			// otherwise stretch to a severity inside the message
+			// ("... WAL stream: FATAL:  terminating ...").
+			if severityLen(line[pos:]) > 0 {
+				return pos, true
 			}
-			return pos, severityLen(line[pos:]) > 0
+			return p.matchFrom(ti+1, line, pos, f)
 		case t.esc == 0:
 			if !bytes.HasPrefix(line[pos:], []byte(t.lit)) {
 				return 0, false
@@ -117,6 +120,11 @@ func (p *prefix) matchFrom(ti int, line []byte, pos int, f *prefixFields) (int, 
 // field matches token ti (a field) at pos and then the rest of the prefix.
 func (p *prefix) field(ti int, line []byte, pos int, f *prefixFields) (int, bool) {
 	t := p.toks[ti]
+	if t.pad && strings.IndexByte("mtsnpPlxecv", t.esc) >= 0 {
+		// %10p pads on the left, %-10p on the right: spaces either side of
+		// a field of fixed shape (free text takes its spaces itself).
+		pos += runLen(line[pos:], func(c byte) bool { return c == ' ' })
+	}
 	rest := line[pos:]
 	w := -1 // width of a fixed-shape field
 	switch t.esc {
@@ -221,7 +229,10 @@ func timestampLen(b []byte, msec bool) int {
 	if b[n] != ' ' {
 		return -1
 	}
-	z := runLen(b[n+1:], func(c byte) bool { return c != ' ' && c != '\t' })
+	// %Z of pg_strftime: an abbreviation (UTC, CEST) or a numeric offset
+	// (+03, -0330). Nothing else, so that a prefix may go on right after it
+	// ('%t:%r', '[%m]').
+	z := runLen(b[n+1:], func(c byte) bool { return isAlnum(c) || c == '+' || c == '-' })
 	if z == 0 || z > 32 {
 		return -1
 	}
@@ -258,51 +269,3 @@ func runLen(b []byte, ok func(byte) bool) int {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isHex(c byte) bool   { return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 func isAlnum(c byte) bool { return isDigit(c) || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
-
-// sniffPrefixes are tried, in order, when the prefix is not known: the
-// defaults of PostgreSQL 10+ and 9.x, Debian's and common hand-made ones.
-var sniffPrefixes = []string{
-	"%m [%p] ",
-	"%m [%p] %q%u@%d ",
-	"%t [%p]: [%l-1] ",
-	"%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
-	"%m [%p] %q%u@%d %b ",
-	"%m [%p] %e ",
-	"%m [%p] %b %e ",
-	"%t [%p] ",
-	"%m %p ",
-	"%m ",
-	"%t ",
-	"",
-}
-
-// sniffPrefix picks the candidate that starts the most lines of sample as
-// records, preferring earlier candidates on ties; ok is false when no
-// candidate starts any line (the sample says nothing yet).
-func sniffPrefix(sample []byte) (best *prefix, ok bool) {
-	bestN := 0
-	var f prefixFields
-	for _, c := range sniffPrefixes {
-		p := compilePrefix(c)
-		n := 0
-		rest := sample
-		for len(rest) > 0 {
-			line := rest
-			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-				line, rest = rest[:i], rest[i+1:]
-			} else {
-				rest = nil
-			}
-			if _, ok := p.match(line, &f); ok && len(line) > 0 && line[0] != '\t' {
-				n++
-			}
-		}
-		if n > bestN {
-			best, bestN = p, n
-		}
-	}
-	if best == nil {
-		return compilePrefix(DefaultPrefix), false
-	}
-	return best, true
-}

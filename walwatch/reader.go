@@ -398,7 +398,8 @@ type Reader struct {
 }
 
 // NewReader returns a Reader of format (FormatAuto means stderr) with the
-// given log_line_prefix ("" with stderr: sniffed from the first 64 KiB).
+// given log_line_prefix ("" with stderr: inferred from the first 64 KiB;
+// an empty prefix, 9.x's default, is inferred as such).
 // Zone abbreviations other than UTC and GMT are read in time.Local.
 func NewReader(r io.Reader, format Format, logLinePrefix string) *Reader {
 	rd := &Reader{r: r, loc: time.Local, buf: make([]byte, 64<<10)}
@@ -408,7 +409,7 @@ func NewReader(r io.Reader, format Format, logLinePrefix string) *Reader {
 			p = compilePrefix(logLinePrefix)
 		} else {
 			n, _ := io.ReadFull(r, rd.buf)
-			p, _ = sniffPrefix(rd.buf[:n])
+			p, _ = inferPrefix(rd.buf[:n])
 			rd.r = io.MultiReader(bytes.NewReader(append([]byte(nil), rd.buf[:n]...)), r)
 		}
 	}

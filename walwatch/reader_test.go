@@ -202,14 +202,18 @@ func TestReaderJSON(t *testing.T) {
 	assert.Equal(t, 2, got[1].Line)
 }
 
-// FuzzReaderStderr: any bytes and any prefix, never a panic, and records
-// tile the input in order.
+// FuzzReaderStderr: any bytes and any prefix (or none: inferred), never a
+// panic, and records tile the input in order.
 func FuzzReaderStderr(f *testing.F) {
 	f.Add("%m [%p] ", "2026-11-24 10:01:05.020 UTC [110] FATAL:  x\n\ty\nWARNING:  z\n")
 	f.Add("%t [%p]: [%l-1] %q%u@%d ", "2026-11-24 10:01:00 UTC [7]: [3-1] u@d LOG:  a\n")
 	f.Add("%m [%p] %e %b: ", "2026-11-24 10:01:05.020 +0300 [110] 08006 walreceiver: FATAL:  x\n")
 	f.Add("%-10u%%%10p%c%v%x%n%a%h%r%i%Q%L%s", "\x00\xff:  \n\t\n")
 	f.Add("", "LOG:  a\nDETAIL:  b\n")
+	for _, p := range prefixes { // "" infers the prefix from the lines
+		f.Add(p, prefixLog(p))
+		f.Add("", prefixLog(p))
+	}
 	f.Fuzz(func(t *testing.T, prefix, in string) {
 		recs := readAll(t, walwatch.FormatStderr, prefix, in)
 		checkTiling(t, recs, int64(len(in)))

@@ -79,9 +79,9 @@ func (w *Watcher) spotCopy(t *tracked) (settled bool) {
 		return false
 	}
 	isCopy := func(h []byte) bool { return len(h) >= minCopyHead && bytes.HasPrefix(head, h) }
-	mayBe := func(h []byte) bool { return len(h) >= minCopyHead && bytes.HasPrefix(h, head) }
+	mayBe := func(h []byte) bool { return len(h) >= minCopyHead && len(head) < len(h) && bytes.HasPrefix(h, head) }
 	for _, u := range w.files {
-		if u != t && u.copyOf == nil && !u.fresh && isCopy(u.head) {
+		if u != t && u.copyOf == nil && !u.fresh && isCopy(u.head) && w.sameAsOriginal(t, u) {
 			t.copyOf = u
 			return true
 		}
@@ -107,6 +107,39 @@ func (w *Watcher) spotCopy(t *tracked) (settled bool) {
 	return true
 }
 
+// copyCheck is how many bytes at the end of a copy are compared with the
+// original at the same offset.
+const copyCheck = 4 << 10
+
+// sameAsOriginal checks that what c holds so far ends as u does at the same
+// offset (a file that merely begins like u is no copy). A u now shorter
+// (truncated since the copy) cannot say otherwise: c counts as a copy; a u
+// gone counts if c is no longer than what was read of u.
+func (w *Watcher) sameAsOriginal(c, u *tracked) bool {
+	cf, err := os.Open(c.path)
+	if err != nil {
+		return false
+	}
+	defer cf.Close()
+	fi, err := cf.Stat()
+	if err != nil {
+		return false
+	}
+	c.copied = fi.Size()
+	if w.open(u) != nil {
+		return c.copied <= u.sp.next // gone: no longer than what was read of it
+	}
+	k := min(c.copied, copyCheck)
+	a, b := make([]byte, k), make([]byte, k)
+	if n, _ := cf.ReadAt(a, c.copied-k); int64(n) != k {
+		return false
+	}
+	if n, _ := u.f.ReadAt(b, c.copied-k); int64(n) != k {
+		return true
+	}
+	return bytes.Equal(a, b)
+}
+
 func (w *Watcher) truncated(t *tracked) {
 	w.log.Info("walwatch: log file truncated, reading it from the start", "file", t.path)
 	t.asm.flush()
@@ -128,4 +161,20 @@ func (w *Watcher) truncated(t *tracked) {
 		}
 	}
 	t.reset(w, 0, 1)
+}
+
+// sameContent reports whether the file at path holds what t was read to
+// hold: its first bytes, and the last bytes read where they were read.
+func (w *Watcher) sameContent(t *tracked, path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, max(len(t.head), len(t.tail)))
+	if n, _ := f.ReadAt(b[:len(t.head)], 0); !bytes.Equal(b[:n], t.head) {
+		return false
+	}
+	n, _ := f.ReadAt(b[:len(t.tail)], t.sp.next-int64(len(t.tail)))
+	return bytes.Equal(b[:n], t.tail)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/pgstage/pgstage/internal/gucscan"
+	"github.com/pgstage/pgstage/internal/pgver"
 )
 
 // configure reads the data directory's settings, derives the log
@@ -26,6 +27,12 @@ func (w *Watcher) configure() (map[string]string, error) {
 	w.dir = cfg.LogDir
 	if w.dir == "" && cfg.DataDir != "" {
 		w.dir = logDirectory(cfg.DataDir, settings["log_directory"])
+	}
+	w.ctlDir = cfg.DataDir
+	if up := filepath.Dir(w.dir); w.ctlDir == "" && w.dir != "" && fileExists(filepath.Join(up, "current_logfiles")) {
+		// A log directory inside a data directory: current_logfiles (10+)
+		// names the server's current files even without Config.DataDir.
+		w.ctlDir = up
 	}
 	var problems []error
 	if w.dir == "" {
@@ -52,20 +59,30 @@ func (w *Watcher) configure() (map[string]string, error) {
 	return settings, nil
 }
 
-// logDirectory resolves log_directory (default "log", or "pg_log" where a
-// pre-10 server left one) against the data directory.
+// logDirectory resolves log_directory against the data directory; unset,
+// it is the default of the data directory's version (or, without
+// PG_VERSION, "pg_log" where a pre-10 server left one, else "log").
 func logDirectory(dataDir, setting string) string {
 	d := setting
 	if d == "" {
-		d = "log"
-		if _, err := os.Stat(filepath.Join(dataDir, "pg_log")); err == nil {
-			d = "pg_log"
+		m, _ := pgver.ReadDataDir(dataDir)
+		if d, _ = defaultLogDirs.For(m); m == 0 {
+			d = "log"
+			if _, err := os.Stat(filepath.Join(dataDir, "pg_log")); err == nil {
+				d = "pg_log"
+			}
 		}
 	}
 	if !filepath.IsAbs(d) {
 		d = filepath.Join(dataDir, d)
 	}
 	return d
+}
+
+// defaultLogDirs is log_directory's default by major.
+var defaultLogDirs = pgver.Table[string]{
+	{Range: pgver.Before(pgver.V10), Rules: "pg_log"},
+	{Range: pgver.Since(pgver.V10), Rules: "log"},
 }
 
 func (w *Watcher) decideFormat(settings map[string]string) {
@@ -83,30 +100,13 @@ func (w *Watcher) decideFormat(settings map[string]string) {
 		}
 		return
 	}
-	if w.cfg.DataDir != "" {
-		if _, f := currentLogfile(w.cfg.DataDir, FormatAuto); f != FormatAuto {
+	if w.ctlDir != "" {
+		if _, f := currentLogfile(w.ctlDir, FormatAuto); f != FormatAuto {
 			w.format = f
 			return
 		}
 	}
-	w.format = FormatStderr
-	saved := w.cfg.Pattern
-	w.cfg.Pattern = "*"
-	cands, _ := w.list()
-	w.cfg.Pattern = saved
-	for i := len(cands) - 1; i >= 0; i-- {
-		switch filepath.Ext(cands[i].path) {
-		case ".json":
-			w.format = FormatJSON
-			return
-		case ".csv":
-			w.format = FormatCSV
-			return
-		}
-		if w.matches(filepath.Base(cands[i].path)) {
-			return
-		}
-	}
+	w.format = w.formatByContent()
 }
 
 // filenamePattern turns log_filename (strftime escapes) into a glob for the
@@ -148,44 +148,68 @@ func (w *Watcher) decidePrefix(settings map[string]string) {
 	if w.format != FormatStderr {
 		return
 	}
-	switch {
-	case w.cfg.Prefix != "":
-		w.prefix = compilePrefix(w.cfg.Prefix)
-	case settings["log_line_prefix"] != "":
-		w.prefix = compilePrefix(settings["log_line_prefix"])
-	default:
-		// Sniffed from the newest file with something in it; if there is
-		// none yet, from the first data read (see sniffLate).
-		w.prefix, w.sniffPending = compilePrefix(DefaultPrefix), true
-		cands, _ := w.list()
-		for i := len(cands) - 1; i >= 0 && w.sniffPending; i-- {
-			if cands[i].size > 0 {
-				w.sniffLate(cands[i].path)
-			}
+	if src, ok := w.givenPrefix(settings); ok {
+		w.prefix = compilePrefix(src)
+		return
+	}
+	// Inferred from the newest file with something in it; if there is
+	// none yet, from the first data read (see inferLate).
+	w.prefix, w.inferPending = compilePrefix(DefaultPrefix), true
+	cands, _ := w.list()
+	for i := len(cands) - 1; i >= 0 && w.inferPending; i-- {
+		if cands[i].size > 0 {
+			w.inferLate(cands[i].path)
 		}
 	}
 }
 
-// sniffLate sniffs log_line_prefix from path if it is still unknown, and
+// givenPrefix is log_line_prefix as the Config or the data directory says
+// it: Config.Prefix (or PrefixEmpty), else the data directory's setting,
+// else the default of the data directory's version.
+func (w *Watcher) givenPrefix(settings map[string]string) (string, bool) {
+	switch {
+	case w.cfg.Prefix != "" || w.cfg.PrefixEmpty:
+		return w.cfg.Prefix, true
+	case w.cfg.DataDir == "":
+		return "", false
+	}
+	if v, ok := settings["log_line_prefix"]; ok {
+		return v, true
+	}
+	m, err := pgver.ReadDataDir(w.cfg.DataDir)
+	if err != nil {
+		return "", false
+	}
+	return defaultPrefixes.For(m)
+}
+
+// defaultPrefixes is log_line_prefix's default by major.
+var defaultPrefixes = pgver.Table[string]{
+	{Range: pgver.Before(pgver.V10), Rules: ""},
+	{Range: pgver.Since(pgver.V10), Rules: DefaultPrefix},
+}
+
+// inferLate infers log_line_prefix from path if it is still unknown, and
 // hands it to the assemblers (which have read nothing that mattered yet:
 // the files were empty).
-func (w *Watcher) sniffLate(path string) {
-	if !w.sniffPending {
+func (w *Watcher) inferLate(path string) {
+	if !w.inferPending {
 		return
 	}
 	b, err := readHead(path, 64<<10)
 	if err != nil || len(b) == 0 {
 		return
 	}
-	p, ok := sniffPrefix(b)
+	p, ok := inferPrefix(b)
 	if !ok {
 		return
 	}
-	w.prefix, w.sniffPending = p, false
-	w.log.Debug("walwatch: log_line_prefix sniffed", "prefix", p.src, "file", path)
+	w.prefix, w.inferPending, w.inferred = p, false, true
+	w.log.Info("walwatch: log_line_prefix inferred from the lines", "prefix", p.src, "file", path)
 	for _, t := range w.files {
 		if a, ok := t.asm.(*stderrAsm); ok {
-			a.p, a.fast = p, fastPrefix(p)
+			a.p = p
+			t.setFast(!t.probing)
 		}
 	}
 }

@@ -17,7 +17,9 @@ func (w *Watcher) begin() bool {
 	switch w.cfg.Start {
 	case StartReplay:
 		for _, c := range cands {
-			w.read(w.track(c, 0, 1, true))
+			t := w.track(c, 0, 1, true)
+			w.read(t)
+			w.probe(t, true)
 			if w.closed() {
 				return false
 			}
@@ -34,10 +36,10 @@ func (w *Watcher) begin() bool {
 
 func (w *Watcher) live(cands []candidate) {
 	cur := -1
-	if w.cfg.DataDir != "" {
-		if p, _ := currentLogfile(w.cfg.DataDir, w.format); p != "" {
+	if w.ctlDir != "" {
+		if p, _ := currentLogfile(w.ctlDir, w.format); p != "" {
 			if !filepath.IsAbs(p) {
-				p = filepath.Join(w.cfg.DataDir, p)
+				p = filepath.Join(w.ctlDir, p)
 			}
 			for i, c := range cands {
 				if sameFile(c.path, p) {

@@ -17,6 +17,7 @@ import (
 type Watcher struct {
 	cfg    Config
 	dir    string
+	ctlDir string // the data directory whose current_logfiles counts, or ""
 	format Format
 	prefix *prefix
 	log    *slog.Logger
@@ -38,8 +39,9 @@ type Watcher struct {
 	m      *machine
 	buf    []byte
 	silent bool // reading back: learn the state, emit nothing
-	// sniffPending: log_line_prefix was neither given nor found in a file.
-	sniffPending bool
+	// inferPending: log_line_prefix was neither given nor found in a file.
+	inferPending bool
+	inferred     bool // log_line_prefix was inferred from the lines
 	out          []Event
 	last         lastRecord
 	growth       uint64        // counts file growths, to order them (tracked.grew)
@@ -263,6 +265,9 @@ func (w *Watcher) closed() bool {
 
 // record handles one record of file t.
 func (w *Watcher) record(t *tracked, r *rawRecord) {
+	if !r.relayed {
+		t.parsed++
+	}
 	c, reason := classify(r)
 	// The position is published (under the lock) after each read and with
 	// each event, not per record: most records mean nothing.

@@ -20,8 +20,10 @@
 // Durations (stream_timeout, backup_settle, ...) are in nanoseconds, as
 // encoding/json writes a time.Duration.
 //
-// link creates the staging; every other command opens the staging linked
-// before (from its state file) and carries on. watch prints one line per
+// link creates the staging (run again after a link that was killed, it
+// carries on: it stops the server the dead one started and empties what it
+// restored); every other command opens the staging linked before (from its
+// state file) and carries on. watch prints one line per
 // event until interrupted. With -json every output is JSON (watch: one
 // object per line), for tooling.
 package main

@@ -5,12 +5,15 @@
 //	    [-prefix '%m [%p] '] [-replay] [-json]
 //
 // With -replay it reads every existing file from its start and exits after
-// the last record.
+// the last record: with status 1 if a file's records could not be read
+// (walwatch.ErrUnreadable: the prefix or format is wrong for it), never
+// zero events and success.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -27,7 +30,8 @@ func main() {
 		logDir   = flag.String("log-dir", "", "log directory to follow")
 		dataDir  = flag.String("data-dir", "", "data directory (log_directory, log_destination and log_line_prefix are read from its configuration)")
 		format   = flag.String("format", "auto", "log format: auto, stderr, csvlog or jsonlog")
-		prefix   = flag.String("prefix", "", "log_line_prefix of stderr logs (default: from the data directory, else sniffed)")
+		prefix   = flag.String("prefix", "", "log_line_prefix of stderr logs (default: from the data directory, else inferred from the lines)")
+		noPrefix = flag.Bool("empty-prefix", false, "log_line_prefix is '' (the 9.x default)")
 		replay   = flag.Bool("replay", false, "read every existing file from its start, then exit")
 		asJSON   = flag.Bool("json", false, "print one JSON object per event")
 		poll     = flag.Duration("poll", time.Minute, "rescan interval (the safety net for network file systems)")
@@ -47,7 +51,7 @@ func main() {
 		f = walwatch.FormatAuto
 	}
 	cfg := walwatch.Config{
-		LogDir: *logDir, DataDir: *dataDir, Format: f, Prefix: *prefix,
+		LogDir: *logDir, DataDir: *dataDir, Format: f, Prefix: *prefix, PrefixEmpty: *noPrefix,
 		PollInterval: *poll, PollOnly: *pollOnly, Grace: *grace, ConnString: *conn,
 	}
 	if *replay {
@@ -69,12 +73,18 @@ func main() {
 	}()
 
 	enc := json.NewEncoder(os.Stdout)
+	blind := false
+	report := func(err error) {
+		fmt.Fprintln(os.Stderr, "watch:", err)
+		blind = blind || errors.Is(err, walwatch.ErrUnreadable)
+	}
 	errs := w.Errors()
-	for {
+	for evs := w.Events(); evs != nil; {
 		select {
-		case ev, ok := <-w.Events():
+		case ev, ok := <-evs:
 			if !ok {
-				return
+				evs = nil
+				continue
 			}
 			if *asJSON {
 				enc.Encode(ev)
@@ -93,7 +103,17 @@ func main() {
 				errs = nil
 				continue
 			}
-			fmt.Fprintln(os.Stderr, "watch:", err)
+			report(err)
 		}
+	}
+	for errs != nil { // closed right after Events
+		err, ok := <-errs
+		if !ok {
+			break
+		}
+		report(err)
+	}
+	if blind && *replay {
+		os.Exit(1)
 	}
 }

@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgstage/pgstage/backupsel/basebackup"
 )
 
 // Layout is how a backup is laid out in the backup path.
@@ -57,11 +60,14 @@ func (f Form) String() string {
 }
 
 // Forms returns the backup forms the harness can take of a major (see the
-// package documentation for why).
+// package documentation for why). The first is the -X stream form on every
+// major.
 func Forms(major int) []Form {
 	var fs []Form
 	if major <= 15 {
 		fs = append(fs, FormStream, FormFetch, FormGzip, FormLZ4, FormZstd)
+	} else {
+		fs = append(fs, FormStream, FormGzip, FormLZ4, FormZstd)
 	}
 	if major >= 15 {
 		fs = append(fs, FormServer, FormServerGzip)
@@ -108,9 +114,11 @@ func TakeBackup(t testing.TB, p *Primary, opts BackupOptions) *Backup {
 	raw := filepath.Join(TempDir(t), "raw")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	switch opts.Form {
-	case FormServer, FormServerGzip:
+	switch {
+	case opts.Form == FormServer || opts.Form == FormServerGzip:
 		serverBackup(ctx, t, p, raw, opts.Form == FormServerGzip)
+	case p.Major > 15:
+		packageBackup(ctx, t, p, raw, opts.Form)
 	default:
 		clientBackup(ctx, t, p, raw, opts.Form)
 	}
@@ -179,6 +187,55 @@ func clientBackup(ctx context.Context, t testing.TB, p *Primary, dir string, for
 	if err != nil {
 		t.Fatalf("pgtest: pg_basebackup of PostgreSQL %d (%v): %v\n%s", p.Major, form, err, out)
 	}
+}
+
+// packageBackup takes the backup with pgstage's own basebackup package, as
+// the replication role, for the majors pg_basebackup 15 refuses: the same
+// files pg_basebackup -F t -X stream writes (its tests compare the two on
+// 10-15).
+func packageBackup(ctx context.Context, t testing.TB, p *Primary, dir string, form Form) {
+	t.Helper()
+	compression := map[Form]basebackup.Compression{FormStream: basebackup.None, FormGzip: basebackup.Gzip, FormLZ4: basebackup.LZ4, FormZstd: basebackup.Zstd}
+	c, ok := compression[form]
+	if !ok {
+		t.Fatalf("pgtest: backup form %v is not available for PostgreSQL %d (see package doc)", form, p.Major)
+	}
+	tmp := filepath.Dir(dir)
+	res, err := basebackup.Take(ctx, basebackup.Config{
+		Host: p.Host, Port: p.Port, User: p.ReplUser, Password: p.ReplPassword, SSLMode: "disable",
+		BackupPath: tmp, Compression: c, FastCheckpoint: true, NoSync: true,
+	})
+	if err != nil {
+		t.Fatalf("pgtest: basebackup.Take of PostgreSQL %d (%v): %v\n%s", p.Major, form, err, p.LogTail(20))
+	}
+	if err := os.Rename(res.Path, dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StartCopy starts a restored copy of a server of major in data, listening
+// on a Unix socket in dir only, and returns a superuser connection to it.
+// The copy is stopped when the test ends.
+func StartCopy(t testing.TB, major int, dir, data string) *pgx.Conn {
+	t.Helper()
+	pgctl := filepath.Join(BinDir(t, major), "pg_ctl")
+	logFile := filepath.Join(dir, "restored.log")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := Command(ctx, pgctl, "-D", data, "-l", logFile, "-w", "-t", "90", "start",
+		"-o", fmt.Sprintf("-p 5432 -k %s -c listen_addresses=''", dir)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pgtest: start restored PostgreSQL %d: %v\n%s\n%s", major, err, out, Tail(logFile, 40))
+	}
+	t.Cleanup(func() {
+		Command(context.Background(), pgctl, "-D", data, "-m", "immediate", "-w", "stop").Run()
+	})
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", dir))
+	if err != nil {
+		t.Fatalf("pgtest: connect to restored PostgreSQL %d: %v", major, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 // serverBackup has the server write the backup into dir itself (15+).

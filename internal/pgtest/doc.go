@@ -60,12 +60,19 @@
 //     pg_wal.tar.gz), lz4 ([FormLZ4]) and zstd ([FormZstd]); for lz4 and zstd
 //     pg_basebackup 15 compresses base.tar only and leaves pg_wal.tar plain.
 //     Servers 13+ add backup_manifest.
+//   - majors 16-18: the same -X stream forms ([FormStream], [FormGzip],
+//     [FormLZ4], [FormZstd]) taken by pgstage's own
+//     [github.com/pgstage/pgstage/backupsel/basebackup], which writes the
+//     files pg_basebackup would (its tests compare the two on 10-15); no
+//     -X fetch form.
 //   - majors 15-18: the server writes the backup itself with
 //     BASE_BACKUP (TARGET 'server', WAL true, MANIFEST 'yes') on a replication
 //     connection: base.tar with WAL inside, and backup_manifest ([FormServer]);
 //     with COMPRESSION 'gzip' the server writes base.tar.gz ([FormServerGzip]).
-//     The server bundles are built without lz4 and zstd, so those forms are
-//     covered on 10-15 only.
+//     The server bundles are built without lz4 and zstd, so those server-side
+//     forms do not exist.
+//
+// [StartCopy] starts a restored copy and connects to it.
 //
 // Each form can be laid out in the three ways pgstage reads: a
 // PostgreSQL_T<YYYYMMDDhhmmss> folder ([LayoutFolder]), the files directly in
