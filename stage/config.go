@@ -53,6 +53,14 @@ type Config struct {
 	StreamTimeout time.Duration
 	// Watch tunes the log watcher (walwatch).
 	Watch WatchConfig
+	// Liveness bounds how soon the staging notices a source it no longer
+	// hears from (a silent network partition, a dead host): the zero value
+	// means replica's defaults, which end the stream, and raise a fault,
+	// within about 10 s (see [Liveness]).
+	Liveness Liveness
+	// Replay tunes the replay monitor, which raises the faults the log does
+	// not show: replay stalled, no walreceiver.
+	Replay ReplayConfig
 
 	// Snapshotter, if set, is called by Snapshot with the consistent point
 	// just recorded, e.g. to take a file system snapshot of the mount.
@@ -89,6 +97,34 @@ type WatchConfig struct {
 	// or another network file system.
 	PollOnly bool
 }
+
+// ReplayConfig tunes the replay monitor. While the log watcher runs, the
+// monitor asks the staging server (pg_stat_wal_receiver and the receive and
+// replay positions) every Interval and raises a fault with reason
+// [ReasonReplayStalled] when WAL received from the source waits to be
+// applied longer than MaxLag and by more than MaxLagBytes (replay paused, a
+// recovery conflict held by a long query, a full disk), and one with reason
+// [ReasonReceiverDown] when no walreceiver streams for ReceiverGrace while
+// the log shows no fault. Each is recovered when its cause is gone. The
+// warm standbys of 9.4 and 9.5 take no queries: the monitor stays off there.
+type ReplayConfig struct {
+	// Interval between two questions; default 5s. A negative Interval
+	// turns the monitor off.
+	Interval time.Duration `json:"interval,omitempty"`
+	// MaxLag is how long received WAL may wait to be applied; default 300s
+	// (repmgr's warning).
+	MaxLag time.Duration `json:"max_lag,omitempty"`
+	// MaxLagBytes is how much received WAL may wait to be applied however
+	// long; default 0: any amount waiting longer than MaxLag is a fault.
+	MaxLagBytes int64 `json:"max_lag_bytes,omitempty"`
+	// ReceiverGrace is how long no walreceiver may stream, with no fault in
+	// the log, before it is a fault; default 10s.
+	ReceiverGrace time.Duration `json:"receiver_grace,omitempty"`
+}
+
+// Liveness is how soon the staging notices a source it no longer hears
+// from (see [replica.Liveness]).
+type Liveness = replica.Liveness
 
 // Password is the source's password; it prints as [redacted] everywhere
 // (see [replica.Password]).
@@ -159,6 +195,9 @@ const (
 	DefaultDBUser         = "postgres"
 	DefaultStreamTimeout  = 2 * time.Minute
 	DefaultConnectTimeout = 10 * time.Second
+	DefaultReplayInterval = 5 * time.Second
+	DefaultMaxLag         = 300 * time.Second
+	DefaultReceiverGrace  = 10 * time.Second
 	stateDirSuffix        = ".pgstage"
 )
 
@@ -200,6 +239,7 @@ func (cfg Config) withDefaults() Config {
 	if cfg.StreamTimeout == 0 {
 		cfg.StreamTimeout = DefaultStreamTimeout
 	}
+	cfg.Replay = cfg.Replay.withDefaults()
 	return cfg
 }
 
@@ -251,6 +291,9 @@ func (cfg Config) validate() error {
 	}
 	if s.StateDir != "" && s.DataDir != "" && pathx.Within(s.StateDir, s.DataDir) {
 		add("Staging.StateDir %q is inside the data directory: a resync empties it; put it beside", s.StateDir)
+	}
+	if r := cfg.Replay; r.MaxLag < 0 || r.MaxLagBytes < 0 || r.ReceiverGrace < 0 {
+		add("Replay: MaxLag, MaxLagBytes and ReceiverGrace may not be negative (set Replay.Interval negative to turn the monitor off)")
 	}
 	seen := map[string]bool{}
 	for i, st := range cfg.Settings {

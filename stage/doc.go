@@ -74,6 +74,14 @@
 // divergence, a different source, a promoted staging) have NeedsResync set:
 // only Resync mends them.
 //
+// Beside the log, a replay monitor asks the staging server every few
+// seconds (see [ReplayConfig]) and raises what no log line says: WAL
+// received but not applied ([ReasonReplayStalled]) and no walreceiver
+// streaming ([ReasonReceiverDown]), one fault per outage with the log's. A
+// silent network partition is noticed through the timeouts [Liveness] sets
+// (about 10 s by default). The warm standbys of 9.4 and 9.5 take no
+// queries: there the log watcher alone raises faults.
+//
 // # Take mode and auto-heal
 //
 // With [Config.BackupMode] [BackupTake], Link and Resync take a fresh

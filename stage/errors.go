@@ -116,7 +116,8 @@ type Fault struct {
 	// NeedsResync is set for faults that never heal by themselves (WAL
 	// removed on the source, timeline divergence, wrong source).
 	NeedsResync bool `json:"needs_resync,omitempty"`
-	// Since is the log time of the record that began the fault; Detected
+	// Since is the log time of the record that began the fault (for the
+	// replay monitor's reasons, when it first saw the cause); Detected
 	// when pgstage saw it; Cleared when streaming resumed (zero while open).
 	Since    time.Time `json:"since"`
 	Detected time.Time `json:"detected"`
@@ -162,6 +163,8 @@ var advice = map[walwatch.Reason]string{
 	walwatch.ReasonReceiverCrashed:     "the walreceiver crashed: it restarts by itself; check the staging server log",
 	walwatch.ReasonUnknown:             "a walreceiver error pgstage does not know: read the staging server log (set lc_messages to English for precise reasons)",
 	walwatch.ReasonPromoted:            "the staging server was promoted and no longer follows the source: Resync",
+	ReasonReplayStalled:                "the staging receives WAL but does not apply it: resume a paused replay (pg_wal_replay_resume(); pg_xlog_replay_resume() on 9.6), end the query holding a recovery conflict (pg_stat_activity on the staging; max_standby_streaming_delay bounds the wait), or free disk space on the staging; the fault clears when replay catches up",
+	ReasonReceiverDown:                 "no walreceiver streams from the source and the staging server log says nothing of it: read pg_stat_wal_receiver and the log (primary_conninfo, log_min_messages); Disable and Enable restart the server",
 }
 
 // Advice says what to do about a fault with this reason.

@@ -38,6 +38,7 @@ type Linker struct {
 	sb     standby
 	w      watcher
 	wDone  chan struct{}
+	mon    *monitorRun // the replay monitor, running with the watcher
 	events chan walwatch.Event
 	closed bool
 	heal   *healer // nil unless Config.Heal.Auto
@@ -279,6 +280,7 @@ func (l *Linker) newStandby() (standby, error) {
 		OSUser:          c.Staging.OSUser,
 		QueryUser:       c.Staging.DBUser,
 		StartTimeout:    c.StreamTimeout,
+		Liveness:        c.Liveness,
 		Logger:          l.log,
 	})
 	if err != nil {

@@ -7,13 +7,6 @@ import (
 	"github.com/pgstage/pgstage/replica"
 )
 
-// replayer is the part of replica.Standby that Replication uses.
-type replayer interface {
-	Replay(ctx context.Context) (replica.Replay, error)
-}
-
-var _ replayer = (*replica.Standby)(nil)
-
 // Replication asks the running staging server where its replication
 // stands (see [replica.Replay]): the walreceiver's status, what it received
 // and applied, when it last heard from the source, the last transaction

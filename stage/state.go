@@ -78,6 +78,8 @@ type savedConfig struct {
 	PollOnly        bool          `json:"watch_poll_only,omitempty"`
 	BackupMode      BackupMode    `json:"backup_mode,omitempty"`
 	Take            TakeConfig    `json:"take,omitzero"`
+	Liveness        Liveness      `json:"liveness,omitzero"`
+	Replay          ReplayConfig  `json:"replay,omitzero"`
 }
 
 func savedConfigOf(c Config) savedConfig {
@@ -89,6 +91,7 @@ func savedConfigOf(c Config) savedConfig {
 		Source: src, Staging: c.Staging, Settings: c.Settings, Hooks: c.Hooks.commands(),
 		StreamTimeout: c.StreamTimeout, PollInterval: c.Watch.PollInterval, PollOnly: c.Watch.PollOnly,
 		BackupMode: c.BackupMode, Take: c.Take,
+		Liveness: c.Liveness, Replay: c.Replay,
 	}
 }
 
@@ -104,6 +107,7 @@ func (s savedConfig) config(live Config) Config {
 		StreamTimeout: s.StreamTimeout,
 		Watch:         WatchConfig{PollInterval: s.PollInterval, PollOnly: s.PollOnly},
 		BackupMode:    s.BackupMode, Take: s.Take, Heal: live.Heal,
+		Liveness: s.Liveness, Replay: s.Replay,
 		Snapshotter: live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
 	}
 	c.Source.Password = live.Source.Password

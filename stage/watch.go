@@ -44,12 +44,14 @@ func (l *Linker) startWatcher(resume bool) error {
 	l.w, l.wDone = w, done
 	l.mu.Unlock()
 	go l.loop(w, done)
+	l.startMonitor()
 	return nil
 }
 
 // stopWatcher closes the watcher, waits for its events to be handled, and
 // saves the position reached.
 func (l *Linker) stopWatcher() {
+	l.stopMonitor()
 	l.mu.Lock()
 	w, done := l.w, l.wDone
 	l.w, l.wDone = nil, nil
@@ -109,7 +111,9 @@ func (l *Linker) handle(ev walwatch.Event) {
 		l.raiseLocked(ev, walwatch.ReasonPromoted)
 		l.saveLocked()
 	case walwatch.KindRecovered, walwatch.KindStreaming:
-		if l.closeFaultLocked(ev.Detected) {
+		// Streaming again does not mend a stalled replay: the replay
+		// monitor clears that fault when replay catches up.
+		if f := l.openFaultLocked(); f != nil && f.Reason != ReasonReplayStalled && l.closeFaultLocked(ev.Detected) {
 			l.saveLocked()
 		}
 	}
@@ -119,6 +123,11 @@ func (l *Linker) handle(ev walwatch.Event) {
 	case walwatch.KindFault, walwatch.KindRecovered:
 		l.log.Info("replication "+string(ev.Kind), "reason", ev.Reason, "message", ev.Message, "file", ev.File, "line", ev.Line)
 	}
+	l.emit(ev)
+}
+
+// emit passes an event on to Events, unless nobody reads them.
+func (l *Linker) emit(ev walwatch.Event) {
 	select {
 	case l.events <- ev:
 	default:
@@ -138,8 +147,12 @@ func (l *Linker) raiseLocked(ev walwatch.Event, reason walwatch.Reason) {
 		}
 	}
 	if f := l.openFaultLocked(); f != nil {
-		if reason.NeedsResync() {
+		switch {
+		case reason.NeedsResync():
 			f.Reason, f.Message, f.Detail, f.NeedsResync = reason, ev.Message, ev.Detail, true
+		case f.Reason == ReasonReceiverDown:
+			// The log says why the walreceiver is down: a better reason.
+			f.Reason, f.Message, f.Detail, f.File, f.Line = reason, ev.Message, ev.Detail, ev.File, ev.Line
 		}
 		return
 	}
@@ -180,6 +193,10 @@ func (l *Linker) currentFault() *Fault {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rec := l.openFaultLocked()
+	if rec != nil && monitorReason(rec.Reason) {
+		c := *rec // the replay monitor's: the log does not show it
+		return &c
+	}
 	if l.w != nil {
 		s := l.w.State()
 		if s.Phase != walwatch.PhaseFaulted && s.Phase != walwatch.PhasePromoted {
