@@ -82,6 +82,8 @@ type WatchConfig struct {
 	// PollOnly disables inotify: use it when the staging logs live on NFS
 	// or another network file system.
 	PollOnly bool
+	// Logs bounds the staging server's logs (see LogsConfig).
+	Logs LogsConfig
 }
 
 // Password is the source's password; it prints as [redacted] everywhere

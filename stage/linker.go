@@ -40,6 +40,7 @@ type Linker struct {
 	wDone  chan struct{}
 	events chan walwatch.Event
 	closed bool
+	logErr string // the watcher cannot read the log: why (see watchError)
 }
 
 // eventBuffer is the capacity of the Events channel.
@@ -291,6 +292,7 @@ func (l *Linker) prepareDirs() error {
 	if err := os.MkdirAll(l.logDir(), 0o700); err != nil {
 		return err
 	}
+	l.trimEarlyLog()
 	return l.user.Chown(l.logDir())
 }
 
