@@ -2,10 +2,15 @@ package stage
 
 import (
 	"bufio"
+	"bytes"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -163,4 +168,53 @@ func replay(t *testing.T, wl watchLog, dir string) []string {
 		got = append(got, s)
 	}
 	return got
+}
+
+// A log the watcher cannot read (records in another prefix than the one
+// configured) is never read as silence: it is logged as an error and shown
+// in Status until the watcher is started again.
+func TestUnreadableLog(t *testing.T) {
+	r := newRig(t)
+	var logged bytes.Buffer
+	r.l.log = slog.New(slog.NewTextHandler(&syncWriter{w: &logged}, nil))
+	r.l.deps.watch = (&Linker{}).realDeps().watch
+	require.NoError(t, r.l.prepareDirs())
+	require.NoError(t, os.MkdirAll(r.cfg.Staging.DataDir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(r.cfg.Staging.DataDir, "postgresql.conf"),
+		[]byte("logging_collector = on\nlog_line_prefix = '%m [%p] %e [%b] '\n"), 0o600))
+	var text strings.Builder
+	for range 40 {
+		text.WriteString("LOG:  started streaming WAL from primary at 0/3000000 on timeline 1\n")
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(r.l.logDir(), "staging-20261201-100000.log"), []byte(text.String()), 0o600))
+	r.l.mu.Lock()
+	r.l.logErr = "stale"
+	r.l.mu.Unlock()
+	require.NoError(t, r.l.startWatcher(false))
+	deadline := time.Now().Add(time.Minute) // a bound, not a timing assertion
+	var st Status
+	for {
+		var err error
+		st, err = r.l.Status(t.Context())
+		require.NoError(t, err)
+		if st.LogError != "" && st.LogError != "stale" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.l.stopWatcher()
+	assert.Contains(t, st.LogError, "staging-20261201-100000.log")
+	assert.Contains(t, logged.String(), "level=ERROR")
+}
+
+// syncWriter lets the watcher's goroutine and the test share a buffer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
