@@ -24,9 +24,12 @@ const (
 	earlyLog    = "staging.log"
 )
 
-// LogsConfig bounds the staging server's logs: at most Keep files of
-// about RotationSize each, plus the file being written and the small
-// early-start file.
+// LogsConfig bounds the staging server's logs: once the watcher has read
+// them, Keep files of about RotationSize each, the one being written
+// included (one more for up to a second after a rotation, until the next
+// prune): (Keep+1) x RotationSize at most, 60 MiB by default, plus the
+// early-start file (under 1 MiB). A file the watcher has not read yet is
+// never removed.
 type LogsConfig struct {
 	// RotationSize is log_rotation_size: past it the logging collector
 	// starts a new file. Default 10 MiB; rounded up to a kilobyte.
