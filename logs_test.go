@@ -48,8 +48,11 @@ func TestStagingLogs(t *testing.T) {
 		before, err := filepath.Glob(filepath.Join(logDir, "staging-*.log"))
 		require.NoError(t, err)
 		require.NotEmpty(t, before)
-		for range 12 {
-			s.exec(t, "DO $$BEGIN FOR i IN 1..40 LOOP RAISE WARNING '%', repeat('x', 1500); END LOOP; END$$")
+		for range 6 {
+			// log_filename has seconds: a rotation within the same second
+			// goes on in the same file, so each batch waits for the next.
+			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+			s.exec(t, "DO $$BEGIN FOR i IN 1..44 LOOP RAISE WARNING '%', repeat('x', 1500); END LOOP; END$$")
 		}
 		files := waitFiles(t, logDir, keep+1)
 		require.LessOrEqual(t, len(files), keep+1, "%v", files)

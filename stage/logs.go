@@ -32,7 +32,9 @@ const (
 // never removed.
 type LogsConfig struct {
 	// RotationSize is log_rotation_size: past it the logging collector
-	// starts a new file. Default 10 MiB; rounded up to a kilobyte.
+	// starts a new file. Default 10 MiB; rounded up to a kilobyte. The
+	// file name has seconds, so what is logged within one second stays
+	// in one file, past the size if need be.
 	RotationSize int64
 	// Keep is how many files are kept; older ones are removed once the
 	// watcher has read them. Default 5.
