@@ -653,7 +653,16 @@ func stagingConfig(t *testing.T, p *pgtest.Primary, backupPath string) stage.Con
 
 func newStaging(t *testing.T, p *pgtest.Primary, backupPath string) *staging {
 	t.Helper()
+	return newStagingWith(t, p, backupPath, nil)
+}
+
+// newStagingWith is newStaging with the configuration changed by edit.
+func newStagingWith(t *testing.T, p *pgtest.Primary, backupPath string, edit func(*stage.Config)) *staging {
+	t.Helper()
 	cfg := stagingConfig(t, p, backupPath)
+	if edit != nil {
+		edit(&cfg)
+	}
 	s := &staging{backupPath: backupPath}
 	cfg.Snapshotter = stage.SnapshotterFunc(func(ctx context.Context, snap stage.Snapshot) error {
 		if snap.ReplayLSN == "" || snap.DataDir != cfg.Staging.DataDir {
@@ -671,7 +680,7 @@ func newStaging(t *testing.T, p *pgtest.Primary, backupPath string) *staging {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if t.Failed() {
-			t.Logf("staging %s log:\n%s", cfg.Staging.DataDir, pgtest.Tail(filepath.Join(cfg.Staging.DataDir+".pgstage", "log", "staging.log"), 40))
+			t.Logf("staging %s log:\n%s", cfg.Staging.DataDir, newestLog(filepath.Join(cfg.Staging.DataDir+".pgstage", "log")))
 		}
 		s.l.Disable(ctx) // stops the server; fails harmlessly when not linked
 		s.l.Close()
@@ -705,13 +714,20 @@ func (s *staging) waitEvent(t *testing.T, kind walwatch.Kind) walwatch.Event {
 	}
 }
 
+// connect connects to the staging as postgres through its socket.
+func (s *staging) connect(t *testing.T, ctx context.Context) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", s.cfg.Staging.SocketDir, s.cfg.Staging.Port))
+	require.NoError(t, err)
+	return conn
+}
+
 // query runs sql on the staging and returns the first column of the first row.
 func (s *staging) query(t *testing.T, sql string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", s.cfg.Staging.SocketDir, s.cfg.Staging.Port))
-	require.NoError(t, err)
+	conn := s.connect(t, ctx)
 	defer conn.Close(context.Background())
 	var v string
 	require.NoError(t, conn.QueryRow(ctx, sql).Scan(&v), sql)

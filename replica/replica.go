@@ -110,6 +110,10 @@ type Standby struct {
 	checked Major // the major version found to match the binaries, 0 before
 
 	logStart int64 // size of the log when Start began
+	// startedAt is when Start began: a collector file not written since
+	// is an earlier run's (current_logfiles is stale until the collector
+	// starts, so a server that fails before it would be judged by it).
+	startedAt time.Time
 	// collectorDir is the log_directory when logging_collector is on, ""
 	// when off or not known yet.
 	collectorDir string

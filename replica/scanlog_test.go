@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -88,5 +89,42 @@ func TestSeconds(t *testing.T) {
 		if got := seconds(d); got != want {
 			t.Errorf("seconds(%v) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+// With the logging collector on, a start that fails before the collector
+// starts leaves current_logfiles naming the last run's file: the log read
+// for the start's error is the pg_ctl file only, never that older run's.
+func TestLogSinceSkipsEarlierRuns(t *testing.T) {
+	data, logDir := t.TempDir(), t.TempDir()
+	s, err := New(Config{DataDir: data, BinDir: "/b", LogFile: filepath.Join(logDir, "staging.log"), Source: Source{Host: "h", User: "u"}})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("logging_collector = on\nlog_directory = '"+logDir+"'\n"), 0o600))
+	old := filepath.Join(logDir, "staging-20261201-090000.log")
+	require.NoError(t, os.WriteFile(old, []byte("LOG:  database system is ready\nFATAL:  the last run's\n"), 0o600))
+	require.NoError(t, os.Chtimes(old, time.Now(), time.Now().Add(-time.Hour)))
+	r, err := rulesFor(pgver.V15)
+	require.NoError(t, err)
+
+	for _, stale := range []bool{true, false} {
+		if stale {
+			require.NoError(t, os.WriteFile(filepath.Join(data, "current_logfiles"), []byte("stderr "+old+"\n"), 0o600))
+		} else {
+			require.NoError(t, os.Remove(filepath.Join(data, "current_logfiles")))
+		}
+		require.NoError(t, s.prepareLog(r))
+		f, err := os.OpenFile(s.cfg.LogFile, os.O_APPEND|os.O_WRONLY, 0)
+		require.NoError(t, err)
+		_, err = f.WriteString("FATAL:  this run's\n")
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		assert.Equal(t, "FATAL:  this run's\n", s.logSince(), "current_logfiles stale: %v", stale)
+
+		// The collector's file of this run is read too.
+		young := filepath.Join(logDir, "staging-20261201-100000.log")
+		require.NoError(t, os.WriteFile(young, []byte("FATAL:  the collector's\n"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(data, "current_logfiles"), []byte("stderr "+young+"\n"), 0o600))
+		assert.Equal(t, "FATAL:  this run's\nFATAL:  the collector's\n", s.logSince())
+		require.NoError(t, os.Remove(young))
 	}
 }

@@ -18,6 +18,8 @@ import (
 // when the configuration turns it on.
 func (s *Standby) prepareLog(r *rules) error {
 	s.collectorDir = ""
+	// Truncated to the second: file systems with coarse times floor them.
+	s.startedAt = time.Now().Truncate(time.Second)
 	if conf, err := pgconf.Load(s.cfg.DataDir); err == nil {
 		if lc, ok := conf.Get("logging_collector"); ok && isOn(lc.Value) {
 			dir := r.logDirectory
@@ -57,13 +59,21 @@ func (s *Standby) logSince() string {
 				if !filepath.IsAbs(name) {
 					name = filepath.Join(s.cfg.DataDir, name)
 				}
-				text += readFrom(name, 0)
+				text += s.readCollector(name)
 			}
 		}
-	} else if name := newestFile(s.collectorDir); name != "" {
-		text += readFrom(name, 0)
+	} else if name := newestFile(s.collectorDir); name != "" && name != s.cfg.LogFile {
+		text += s.readCollector(name)
 	}
 	return text
+}
+
+// readCollector reads a logging collector file written since Start began.
+func (s *Standby) readCollector(name string) string {
+	if st, err := os.Stat(name); err != nil || st.ModTime().Before(s.startedAt) {
+		return ""
+	}
+	return readFrom(name, 0)
 }
 
 // newestFile returns the most recently modified file in dir, "" if none.

@@ -96,6 +96,8 @@ type WatchConfig struct {
 	// PollOnly disables inotify: use it when the staging logs live on NFS
 	// or another network file system.
 	PollOnly bool
+	// Logs bounds the staging server's logs (see LogsConfig).
+	Logs LogsConfig
 }
 
 // ReplayConfig tunes the replay monitor. While the log watcher runs, the

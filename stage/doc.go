@@ -108,8 +108,12 @@
 // second Linker on the same staging gets ErrLocked (the kernel drops the lock
 // if the process dies); "state.json", mode 0600, which lets [Open] carry on in
 // another process and never holds the password; "pgpass", the standby's 0600
-// password file (replica); and log/staging.log, the server's stderr, which the
-// watcher follows. Tablespaces are restored into DataDir + ".tablespaces".
+// password file (replica); and log/, the server's logs: staging-*.log, which
+// the logging collector writes and rotates by size (Watch.Logs) and the
+// watcher follows, at most Watch.Logs.Keep of them plus the current one once
+// read (older ones are pruned), and staging.log, pg_ctl's -l file, which gets
+// only what the server writes before the collector starts (emptied past
+// 1 MiB). Tablespaces are restored into DataDir + ".tablespaces".
 // A second lock, "." + the data directory's name + ".pgstage-lock" beside it,
 // keeps two state directories from sharing one data directory, and records
 // which state directory owns it.

@@ -298,7 +298,7 @@ func (j *job) configure(ctx context.Context) error {
 // settings applies pgstage's own settings and the user's.
 func (j *job) settings() error {
 	j.enter(StepSettings, "applying %d config setting(s)", len(j.l.cfg.Settings))
-	return j.fail(applySettings(j.l.cfg.Staging.DataDir, j.l.cfg.Settings, j.pf.binMajor))
+	return j.fail(applySettings(j.l.cfg.Staging.DataDir, logSettings(j.pf.binMajor, j.l.logDir(), j.l.cfg.Watch.Logs), j.l.cfg.Settings, j.pf.binMajor))
 }
 
 func (j *job) start(ctx context.Context) error {

@@ -42,6 +42,7 @@ type Linker struct {
 	events chan walwatch.Event
 	closed bool
 	heal   *healer // nil unless Config.Heal.Auto
+	logErr string  // the watcher cannot read the log: why (see watchError)
 }
 
 // eventBuffer is the capacity of the Events channel.
@@ -298,6 +299,7 @@ func (l *Linker) prepareDirs() error {
 	if err := os.MkdirAll(l.logDir(), 0o700); err != nil {
 		return err
 	}
+	l.trimEarlyLog()
 	return l.user.Chown(l.logDir())
 }
 

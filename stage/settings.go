@@ -15,26 +15,24 @@ import (
 	"github.com/pgstage/pgstage/pgconf"
 )
 
-// ownSettings are set on every staging before the user's settings: the
-// watcher reads the server's stderr (which the Linker sends to a file of its
-// state directory) in English.
-var ownSettings = []Setting{
-	{Name: "logging_collector", Value: "off"},
-	{Name: "log_destination", Value: "stderr"},
-	{Name: "lc_messages", Value: "C"},
-}
-
-// reserved names the user's settings may not change: the Linker owns them.
+// reserved names the user's settings may not change: the Linker owns them
+// (and the log settings of logReserved).
 var reserved = map[string]string{
-	"logging_collector":        "the watcher follows the server's stderr",
-	"log_destination":          "the watcher follows the server's stderr",
 	"port":                     "use Staging.Port",
 	"unix_socket_directories":  "use Staging.SocketDir",
 	"primary_conninfo":         "use Source",
 	"primary_slot_name":        "use Staging.SlotName",
 	"hot_standby":              "the standby's version decides it",
 	"recovery_target_timeline": "a staging follows the source's latest timeline",
-	"lc_messages":              "the watcher reads the server's messages in English",
+}
+
+func reservedWhy(name string) (string, bool) {
+	name = strings.ToLower(name)
+	if why, ok := reserved[name]; ok {
+		return why, true
+	}
+	why, ok := logReserved[name]
+	return why, ok
 }
 
 // watchNeed is a setting the watcher depends on: values that blinds
@@ -93,7 +91,7 @@ func validateSettings(ctx context.Context, binDir string, settings []Setting, u 
 	var set []pgconf.Setting
 	var commented []Setting
 	for _, s := range settings {
-		if why, ok := reserved[strings.ToLower(s.Name)]; ok {
+		if why, ok := reservedWhy(s.Name); ok {
 			errs = append(errs, fmt.Errorf("%s is managed by pgstage: %s", s.Name, why))
 			continue
 		}
@@ -154,9 +152,9 @@ var settingTable = pgver.Table[settingRules]{
 	{Range: pgver.Since(pgver.V10), Rules: settingRules{defaultPrefix: "%m [%p] ", hotMinimums: true}},
 }
 
-// applySettings applies pgstage's own settings and then the user's to the
-// staging configuration.
-func applySettings(dataDir string, settings []Setting, m pgver.Major) error {
+// applySettings applies pgstage's own settings (own: logSettings) and then
+// the user's to the staging configuration.
+func applySettings(dataDir string, own, settings []Setting, m pgver.Major) error {
 	if err := belowSource(dataDir, settings, m); err != nil {
 		return err
 	}
@@ -170,7 +168,7 @@ func applySettings(dataDir string, settings []Setting, m pgver.Major) error {
 	// when their files lie outside; a user setting there is refused, naming
 	// the file, rather than written.)
 	conf.Root = dataDir
-	for _, s := range append(append([]Setting(nil), ownSettings...), settings...) {
+	for _, s := range append(append([]Setting(nil), own...), settings...) {
 		if s.Comment {
 			_, err = conf.Comment(s.Name)
 		} else {
@@ -199,19 +197,6 @@ func userSets(settings []Setting, name string) bool {
 		}
 	}
 	return false
-}
-
-// logPrefix is the staging server's log_line_prefix, read from its
-// configuration, for the watcher to parse its log with.
-func logPrefix(dataDir string) string {
-	if conf, err := pgconf.Load(dataDir); err == nil {
-		if s, ok := conf.Get("log_line_prefix"); ok {
-			return s.Value
-		}
-	}
-	m, _ := pgver.ReadDataDir(dataDir)
-	r, _ := settingTable.For(m)
-	return r.defaultPrefix
 }
 
 // belowSource refuses user settings that would take a hot standby's

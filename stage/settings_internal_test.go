@@ -21,7 +21,7 @@ func TestApplySettingsStaysInsideDataDir(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("include '"+outside+"'\n"), 0o600))
 
 	for _, set := range []Setting{{Name: "work_mem", Value: "64MB"}, {Name: "work_mem", Comment: true}} {
-		err := applySettings(data, []Setting{set}, pgver.V15)
+		err := applySettings(data, logSettings(pgver.V15, "/log", LogsConfig{}), []Setting{set}, pgver.V15)
 		require.Error(t, err)
 		require.True(t, errors.Is(err, pgconf.ErrOutsideRoot), "%v", err)
 		require.Contains(t, err.Error(), outside)
@@ -62,7 +62,7 @@ func TestWatcherNeeds(t *testing.T) {
 func TestApplySettingsLiftsBlindingSourceSettings(t *testing.T) {
 	data := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("log_min_messages = fatal\nwal_receiver_timeout = 0\n"), 0o600))
-	require.NoError(t, applySettings(data, nil, pgver.V15))
+	require.NoError(t, applySettings(data, logSettings(pgver.V15, "/log", LogsConfig{}), nil, pgver.V15))
 	conf, err := pgconf.Load(data)
 	require.NoError(t, err)
 	s, _ := conf.Get("log_min_messages")
@@ -71,7 +71,7 @@ func TestApplySettingsLiftsBlindingSourceSettings(t *testing.T) {
 	require.Equal(t, "60s", s.Value)
 
 	require.NoError(t, os.WriteFile(filepath.Join(data, "postgresql.conf"), []byte("log_min_messages = fatal\n"), 0o600))
-	require.NoError(t, applySettings(data, []Setting{{Name: "log_min_messages", Value: "debug1"}}, pgver.V15))
+	require.NoError(t, applySettings(data, logSettings(pgver.V15, "/log", LogsConfig{}), []Setting{{Name: "log_min_messages", Value: "debug1"}}, pgver.V15))
 	conf, err = pgconf.Load(data)
 	require.NoError(t, err)
 	s, _ = conf.Get("log_min_messages")

@@ -47,6 +47,9 @@ type Status struct {
 	ReplayDelay  time.Duration `json:"replay_delay,omitempty"`
 	// QueryError says why the server could not be asked, if it could not.
 	QueryError string `json:"query_error,omitempty"`
+	// LogError says why the watcher cannot read the staging server log
+	// (walwatch.ErrUnreadable): faults are not detected while it is set.
+	LogError string `json:"log_error,omitempty"`
 
 	Backup       *BackupInfo `json:"backup,omitempty"`
 	LinkedAt     time.Time   `json:"linked_at,omitzero"`
@@ -78,6 +81,7 @@ func (l *Linker) Status(ctx context.Context) (Status, error) {
 	if l.w != nil {
 		st.Watch = l.w.State()
 	}
+	st.LogError = l.logErr
 	sb := l.sb
 	l.mu.Unlock()
 	st.Heal = l.healStatus()

@@ -22,12 +22,15 @@ func (l *Linker) startWatcher(resume bool) error {
 	l.stopWatcher()
 	l.mu.Lock()
 	pos := l.st.Position
+	l.logErr = ""
 	l.mu.Unlock()
+	wl := readWatchLog(l.cfg.Staging.DataDir)
 	wc := walwatch.Config{
 		LogDir:       l.logDir(),
 		Format:       walwatch.FormatStderr,
-		Prefix:       logPrefix(l.cfg.Staging.DataDir),
-		Pattern:      "staging.log",
+		Prefix:       wl.prefix,
+		PrefixEmpty:  wl.empty,
+		Pattern:      wl.pattern,
 		PollInterval: l.cfg.Watch.PollInterval,
 		PollOnly:     l.cfg.Watch.PollOnly,
 		Logger:       l.log,
@@ -45,6 +48,7 @@ func (l *Linker) startWatcher(resume bool) error {
 	l.mu.Unlock()
 	go l.loop(w, done)
 	l.startMonitor()
+	go l.pruneLoop(w, done)
 	return nil
 }
 
@@ -80,6 +84,7 @@ func (l *Linker) loop(w watcher, done chan struct{}) {
 				continue
 			}
 			l.handle(ev)
+			l.prune(ev.Position)
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -94,7 +99,9 @@ func (l *Linker) loop(w watcher, done chan struct{}) {
 					"err", err)
 				continue
 			}
-			l.log.Warn("log watcher", "err", err)
+			if !l.watchError(err) {
+				l.log.Warn("log watcher", "err", err)
+			}
 		}
 	}
 }
@@ -230,7 +237,7 @@ func (l *Linker) catchUp(ctx context.Context) error {
 	l.mu.Lock()
 	w, saved := l.w, l.st.Position
 	l.mu.Unlock()
-	dev, ino, end, err := logEnd(l.logFile())
+	dev, ino, end, err := logEnd(l.currentLog())
 	if w == nil || err != nil || end == 0 {
 		return nil // nothing to read: the watcher's state is all there is
 	}
@@ -244,7 +251,7 @@ func (l *Linker) catchUp(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			l.log.Warn("the log watcher has not read the staging server log up to now yet: Status may report the saved state for a while", "log", l.logFile())
+			l.log.Warn("the log watcher has not read the staging server log up to now yet: Status may report the saved state for a while", "log", l.currentLog())
 			return nil
 		}
 		select {

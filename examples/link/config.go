@@ -31,6 +31,10 @@ type fileConfig struct {
 	StreamTimeout     duration      `json:"stream_timeout"`
 	WatchPollInterval duration      `json:"watch_poll_interval"`
 	WatchPollOnly     bool          `json:"watch_poll_only"`
+	// The staging server's logs: log_rotation_size in kB (default 10240)
+	// and how many files are kept (default 5).
+	LogRotationKB int64 `json:"log_rotation_kb"`
+	LogKeep       int   `json:"log_keep"`
 	// BackupMode is "external" (default) or "take": link and resync take
 	// the backup themselves; AutoHeal resyncs by itself a staging whose
 	// fault needs it (run).
@@ -284,9 +288,10 @@ func (fc *fileConfig) config() stage.Config {
 		Hooks: stage.Hooks{PreLink: hooks(h.PreLink), PostLink: hooks(h.PostLink), PreSync: hooks(h.PreSync),
 			PostSync: hooks(h.PostSync), PreSnapshot: hooks(h.PreSnapshot), PostSnapshot: hooks(h.PostSnapshot)},
 		StreamTimeout: dur("stream_timeout", fc.StreamTimeout),
-		Watch:         stage.WatchConfig{PollInterval: dur("watch_poll_interval", fc.WatchPollInterval), PollOnly: fc.WatchPollOnly},
-		BackupMode:    stage.BackupMode(fc.BackupMode),
-		Heal:          stage.HealConfig{Auto: fc.AutoHeal},
+		Watch: stage.WatchConfig{PollInterval: dur("watch_poll_interval", fc.WatchPollInterval), PollOnly: fc.WatchPollOnly,
+			Logs: stage.LogsConfig{RotationSize: fc.LogRotationKB << 10, Keep: fc.LogKeep}},
+		BackupMode: stage.BackupMode(fc.BackupMode),
+		Heal:       stage.HealConfig{Auto: fc.AutoHeal},
 	}
 }
 

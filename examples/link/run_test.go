@@ -178,22 +178,34 @@ func waitHealth(t *testing.T, addr string, code int) map[string]any {
 	return nil
 }
 
-// waitLogGrows waits until the staging server log holds more FATAL lines
+// waitLogGrows waits until the staging server logs hold more FATAL lines
 // than before: the walreceiver has noticed the source is gone.
 func waitLogGrows(t *testing.T, name string, before int) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for countFatal(name) <= before {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for a FATAL line in %s:\n%s", waitLimit, name, pgtest.Tail(name, 20))
+			names, _ := filepath.Glob(name)
+			tail := "(no file)"
+			if len(names) > 0 {
+				tail = pgtest.Tail(names[len(names)-1], 20)
+			}
+			t.Fatalf("waited %s for a FATAL line in %s:\n%s", waitLimit, names, tail)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func countFatal(name string) int {
-	b, _ := os.ReadFile(name)
-	return bytes.Count(b, []byte("FATAL:"))
+// countFatal counts the FATAL lines of the files the glob pattern names
+// (the logging collector's rotated files).
+func countFatal(pattern string) int {
+	names, _ := filepath.Glob(pattern)
+	n := 0
+	for _, name := range names {
+		b, _ := os.ReadFile(name)
+		n += bytes.Count(b, []byte("FATAL:"))
+	}
+	return n
 }
 
 // TestRun keeps a real staging watched with `link run` and reads it from
@@ -206,7 +218,7 @@ func TestRun(t *testing.T) {
 	c := newCLI(t)
 	c.run(t, nil, "link")
 	addr := fmt.Sprintf("127.0.0.1:%d", pgtest.FreePort(t))
-	stagingLog := filepath.Join(c.cfg["staging"].(map[string]any)["data_dir"].(string)+".pgstage", "log", "staging.log")
+	stagingLog := filepath.Join(c.cfg["staging"].(map[string]any)["data_dir"].(string)+".pgstage", "log", "staging-*.log")
 
 	// Streaming.
 	s1 := c.start(t, addr)
