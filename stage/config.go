@@ -48,6 +48,10 @@ type Config struct {
 	// Watch tunes the log watcher (walwatch).
 	Watch WatchConfig
 
+	// Snapshots says where snapshots and clones live, how snapshots hold
+	// the data, and the schedule and retention policies.
+	Snapshots SnapshotConfig
+
 	// Snapshotter, if set, is called by Snapshot with the consistent point
 	// just recorded, e.g. to take a file system snapshot of the mount.
 	Snapshotter Snapshotter
@@ -194,6 +198,7 @@ func (cfg Config) withDefaults() Config {
 	if cfg.StreamTimeout == 0 {
 		cfg.StreamTimeout = DefaultStreamTimeout
 	}
+	cfg.Snapshots = cfg.Snapshots.withDefaults(s.DataDir)
 	return cfg
 }
 
@@ -271,6 +276,7 @@ func (cfg Config) validate() error {
 	if _, err := osuser.RunAs(s.OSUser); err != nil {
 		add("Staging.OSUser: %v", err)
 	}
+	errs = append(errs, cfg.Snapshots.validate(s.DataDir))
 	return errors.Join(errs...)
 }
 

@@ -2,6 +2,7 @@ package stage
 
 import (
 	"context"
+	"time"
 
 	"github.com/pgstage/pgstage/backupsel"
 	"github.com/pgstage/pgstage/replica"
@@ -46,6 +47,11 @@ type deps struct {
 	// server opens the running staging server to ask where replication
 	// stands.
 	server func(ctx context.Context) (server, error)
+	// snap takes snapshots that hold the data and makes clones (nil:
+	// snapshots record positions only); tick sends the scheduled
+	// snapshots' due times.
+	snap func() (snapper, error)
+	tick func(ctx context.Context, s schedule) <-chan time.Time
 }
 
 func (l *Linker) realDeps() deps {
@@ -64,5 +70,7 @@ func (l *Linker) realDeps() deps {
 			return w, nil
 		},
 		server: l.openServer,
+		snap:   l.newSnapper,
+		tick:   realTicks,
 	}
 }

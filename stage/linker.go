@@ -40,6 +40,8 @@ type Linker struct {
 	wDone  chan struct{}
 	events chan walwatch.Event
 	closed bool
+	// schedStop stops the snapshot scheduler (nil: none runs).
+	schedStop context.CancelFunc
 }
 
 // eventBuffer is the capacity of the Events channel.
@@ -114,6 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Linker, error) {
 			l.release()
 			return nil, err
 		}
+		l.startPolicy()
 	}
 	return l, nil
 }
@@ -192,6 +195,7 @@ func (l *Linker) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	l.stopPolicy()
 	l.stopWatcher()
 	l.mu.Lock()
 	err := l.saveLocked()

@@ -51,6 +51,7 @@ type state struct {
 	LinkedAt  time.Time         `json:"linked_at,omitzero"`
 	Backup    *BackupInfo       `json:"backup,omitempty"`
 	Snapshots []Snapshot        `json:"snapshots,omitempty"`
+	Clones    []Clone           `json:"clones,omitempty"`
 	Faults    []Fault           `json:"faults,omitempty"`
 	Position  walwatch.Position `json:"watch_position,omitzero"`
 	// Job and Step are the job step in progress, kept so that a process
@@ -64,18 +65,19 @@ type state struct {
 // no functions (command hooks only). Its JSON is the flat form Config was
 // saved in before it had sub-configurations, so older state files load.
 type savedConfig struct {
-	BackupPath      string        `json:"backup_path"`
-	WALPath         string        `json:"wal_path,omitempty"`
-	StreamWhenNoWAL bool          `json:"stream_when_no_wal,omitempty"`
-	VerifyBackup    bool          `json:"verify_backup,omitempty"`
-	BackupSettle    time.Duration `json:"backup_settle,omitempty"`
-	Source          Source        `json:"source"`
-	Staging         Staging       `json:"staging"`
-	Settings        []Setting     `json:"settings,omitempty"`
-	Hooks           Hooks         `json:"hooks,omitempty"`
-	StreamTimeout   time.Duration `json:"stream_timeout,omitempty"`
-	PollInterval    time.Duration `json:"watch_poll_interval,omitempty"`
-	PollOnly        bool          `json:"watch_poll_only,omitempty"`
+	BackupPath      string         `json:"backup_path"`
+	WALPath         string         `json:"wal_path,omitempty"`
+	StreamWhenNoWAL bool           `json:"stream_when_no_wal,omitempty"`
+	VerifyBackup    bool           `json:"verify_backup,omitempty"`
+	BackupSettle    time.Duration  `json:"backup_settle,omitempty"`
+	Source          Source         `json:"source"`
+	Staging         Staging        `json:"staging"`
+	Settings        []Setting      `json:"settings,omitempty"`
+	Hooks           Hooks          `json:"hooks,omitempty"`
+	StreamTimeout   time.Duration  `json:"stream_timeout,omitempty"`
+	PollInterval    time.Duration  `json:"watch_poll_interval,omitempty"`
+	PollOnly        bool           `json:"watch_poll_only,omitempty"`
+	Snapshots       SnapshotConfig `json:"snapshots,omitzero"`
 }
 
 func savedConfigOf(c Config) savedConfig {
@@ -86,6 +88,7 @@ func savedConfigOf(c Config) savedConfig {
 		VerifyBackup: c.Restore.Verify, BackupSettle: c.Restore.Settle,
 		Source: src, Staging: c.Staging, Settings: c.Settings, Hooks: c.Hooks.commands(),
 		StreamTimeout: c.StreamTimeout, PollInterval: c.Watch.PollInterval, PollOnly: c.Watch.PollOnly,
+		Snapshots: c.Snapshots,
 	}
 }
 
@@ -99,6 +102,7 @@ func (s savedConfig) config(live Config) Config {
 		Source:     s.Source, Staging: s.Staging, Settings: s.Settings, Hooks: s.Hooks.withFuncs(live.Hooks),
 		StreamTimeout: s.StreamTimeout,
 		Watch:         WatchConfig{PollInterval: s.PollInterval, PollOnly: s.PollOnly},
+		Snapshots:     s.Snapshots,
 		Snapshotter:   live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
 	}
 	c.Source.Password = live.Source.Password
