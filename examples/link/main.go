@@ -1,6 +1,7 @@
 // Command link drives a staging with stage.Linker from the command line.
 //
 //	link [-config pgstage.json] [-json] link|resync|snapshot|sync|status|watch|disable|enable
+//	link [-config pgstage.json] [-json] snapshots|clone|clones|destroy-clone|delete-snapshot [args] (see clone.go)
 //
 // The configuration is a JSON file holding a stage.Config (its JSON field
 // names), plus where the source password comes from: "password_env" (the
@@ -47,18 +48,19 @@ import (
 // fileConfig is the JSON configuration file: stage.Config's fields, flat,
 // plus where the password comes from.
 type fileConfig struct {
-	BackupPath        string          `json:"backup_path"`
-	WALPath           string          `json:"wal_path,omitempty"`
-	StreamWhenNoWAL   bool            `json:"stream_when_no_wal,omitempty"`
-	VerifyBackup      bool            `json:"verify_backup,omitempty"`
-	BackupSettle      time.Duration   `json:"backup_settle,omitempty"`
-	Source            stage.Source    `json:"source"`
-	Staging           stage.Staging   `json:"staging"`
-	Settings          []stage.Setting `json:"settings,omitempty"`
-	Hooks             stage.Hooks     `json:"hooks,omitempty"`
-	StreamTimeout     time.Duration   `json:"stream_timeout,omitempty"`
-	WatchPollInterval time.Duration   `json:"watch_poll_interval,omitempty"`
-	WatchPollOnly     bool            `json:"watch_poll_only,omitempty"`
+	BackupPath        string               `json:"backup_path"`
+	WALPath           string               `json:"wal_path,omitempty"`
+	StreamWhenNoWAL   bool                 `json:"stream_when_no_wal,omitempty"`
+	VerifyBackup      bool                 `json:"verify_backup,omitempty"`
+	BackupSettle      time.Duration        `json:"backup_settle,omitempty"`
+	Source            stage.Source         `json:"source"`
+	Staging           stage.Staging        `json:"staging"`
+	Settings          []stage.Setting      `json:"settings,omitempty"`
+	Hooks             stage.Hooks          `json:"hooks,omitempty"`
+	StreamTimeout     time.Duration        `json:"stream_timeout,omitempty"`
+	WatchPollInterval time.Duration        `json:"watch_poll_interval,omitempty"`
+	WatchPollOnly     bool                 `json:"watch_poll_only,omitempty"`
+	Snapshots         stage.SnapshotConfig `json:"snapshots,omitzero"`
 
 	PasswordEnv  string `json:"password_env,omitempty"`
 	PasswordFile string `json:"password_file,omitempty"`
@@ -72,6 +74,7 @@ func (fc fileConfig) config() stage.Config {
 		Source: fc.Source, Staging: fc.Staging, Settings: fc.Settings, Hooks: fc.Hooks,
 		StreamTimeout: fc.StreamTimeout,
 		Watch:         stage.WatchConfig{PollInterval: fc.WatchPollInterval, PollOnly: fc.WatchPollOnly},
+		Snapshots:     fc.Snapshots,
 	}
 }
 
@@ -80,11 +83,11 @@ func main() {
 	asJSON := flag.Bool("json", false, "print JSON")
 	verbose := flag.Bool("v", false, "log each step to stderr")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: link [-config file] [-json] [-v] link|resync|snapshot|sync|status|watch|disable|enable\n")
+		fmt.Fprintf(os.Stderr, "usage: link [-config file] [-json] [-v] link|resync|snapshot|sync|status|watch|disable|enable|snapshots|clone|clones|destroy-clone|delete-snapshot\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 1 {
+	if flag.NArg() < 1 || flag.NArg() > 1 && !strings.Contains(" clone destroy-clone delete-snapshot ", " "+flag.Arg(0)+" ") {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -147,6 +150,8 @@ func run(ctx context.Context, command, configPath string, verbose bool, out *pri
 	case "status":
 	case "watch":
 		return watch(ctx, l, out)
+	case "snapshots", "clone", "clones", "destroy-clone", "delete-snapshot":
+		return snapCommand(ctx, l, command, flag.Args()[1:], out)
 	default:
 		return fmt.Errorf("unknown command %q", command)
 	}
@@ -251,6 +256,7 @@ func (p *printer) snapshot(s *stage.Snapshot) {
 	}
 	fmt.Printf("snapshot %s: timeline %d, replayed up to %s (received %s), backup %s\n",
 		s.Time.Format("2006-01-02 15:04:05Z07:00"), s.Timeline, s.ReplayLSN, s.ReceiveLSN, s.Backup)
+	snapshotData(s)
 }
 
 func (p *printer) status(st stage.Status) {
