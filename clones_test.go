@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstage/pgstage/internal/pgtest"
-	"github.com/pgstage/pgstage/internal/snapclone"
 	"github.com/pgstage/pgstage/stage"
 	"github.com/pgstage/pgstage/walwatch"
 )
@@ -104,7 +103,7 @@ func snapshotsAndClones(t *testing.T, p *pgtest.Primary, backupPath, fstype, met
 	require.NoError(t, err)
 	defer ln.Close()
 	_, err = s.l.Clone(ctx, snap.ID, stage.CloneOptions{ID: "bob", Port: ln.Addr().(*net.TCPAddr).Port})
-	require.ErrorIs(t, err, snapclone.ErrPortInUse)
+	require.ErrorIs(t, err, stage.ErrPortInUse)
 	require.NoDirExists(t, filepath.Join(cfg.Staging.DataDir+".clones", "bob"))
 	require.Len(t, s.l.Clones(), 1)
 
