@@ -46,13 +46,13 @@ type Clone struct {
 	Method   string `json:"method"` // btrfs, reflink or copy
 	// Host is the socket directory; Port, User and DBName complete the
 	// connection (see ConnString).
-	Host            string `json:"host"`
-	Port            int    `json:"port"`
-	User            string `json:"user"`
-	DBName          string `json:"dbname"`
-	ListenAddresses string `json:"listen_addresses,omitempty"`
-	LogFile         string `json:"log_file"`
-	Created         time.Time
+	Host            string    `json:"host"`
+	Port            int       `json:"port"`
+	User            string    `json:"user"`
+	DBName          string    `json:"dbname"`
+	ListenAddresses string    `json:"listen_addresses,omitempty"`
+	LogFile         string    `json:"log_file"`
+	Created         time.Time `json:"created"`
 	// Ready is how long it took until it accepted writes; ExtraBytes the
 	// disk it added (measured as SizeMeasure says).
 	Ready       time.Duration `json:"ready"`
@@ -71,8 +71,9 @@ func (c Clone) ConnString() string {
 // point, on its own port and socket, without the staging's standby
 // settings, run by Staging.OSUser. It never touches the staging or the
 // snapshot; a failure removes what the clone made. The clone is recorded
-// in the state file until DestroyClone. It works while replication is
-// faulted: the snapshot was taken while it was not.
+// in the state file until DestroyClone; its server keeps running after
+// Close (a clone is the caller's until destroyed). It works while
+// replication is faulted: the snapshot was taken while it was not.
 func (l *Linker) Clone(ctx context.Context, snapshotID string, opts CloneOptions) (*Clone, error) {
 	if err := l.begin(); err != nil {
 		return nil, err

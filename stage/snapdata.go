@@ -79,7 +79,7 @@ func (l *Linker) keepData(ctx context.Context, s *Snapshot, job Job) error {
 	dir := filepath.Join(l.cfg.Snapshots.Dir, s.ID)
 	data, err := sn.Snapshot(ctx, dir)
 	if err != nil {
-		return fmt.Errorf("stage: snapshot refused: %w", err)
+		return fmt.Errorf("stage: snapshot of %s: %w", l.cfg.Staging.DataDir, err)
 	}
 	s.DataMethod, s.Location, s.Consistency = string(data.Method), dir, string(data.Consistency)
 	s.ExtraBytes, s.SizeMeasure, s.Took = data.ExtraBytes, data.SizeMeasure, data.Took
@@ -163,7 +163,12 @@ func (l *Linker) deleteSnapshot(ctx context.Context, id string) error {
 			return err
 		}
 		err = sn.DeleteSnapshot(ctx, s.Location)
-		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, snapclone.ErrNotSnapshot) {
+		if errors.Is(err, snapclone.ErrNotSnapshot) {
+			if _, serr := os.Lstat(s.Location); errors.Is(serr, os.ErrNotExist) {
+				err = nil // removed by hand: only the record is left
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("stage: deleting snapshot %s: %w", id, err)
 		}
 	}
