@@ -62,6 +62,10 @@ type Config struct {
 	// not show: replay stalled, no walreceiver.
 	Replay ReplayConfig
 
+	// Snapshots says where snapshots and clones live, how snapshots hold
+	// the data, and the schedule and retention policies.
+	Snapshots SnapshotConfig
+
 	// Snapshotter, if set, is called by Snapshot with the consistent point
 	// just recorded, e.g. to take a file system snapshot of the mount.
 	Snapshotter Snapshotter
@@ -242,6 +246,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.StreamTimeout = DefaultStreamTimeout
 	}
 	cfg.Replay = cfg.Replay.withDefaults()
+	cfg.Snapshots = cfg.Snapshots.withDefaults(s.DataDir)
 	return cfg
 }
 
@@ -323,6 +328,7 @@ func (cfg Config) validate() error {
 		add("Staging.OSUser: %v", err)
 	}
 	errs = append(errs, cfg.modeProblems()...)
+	errs = append(errs, cfg.Snapshots.validate(s.DataDir))
 	return errors.Join(errs...)
 }
 

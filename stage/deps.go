@@ -2,6 +2,7 @@ package stage
 
 import (
 	"context"
+	"time"
 
 	"github.com/pgstage/pgstage/backupsel"
 	"github.com/pgstage/pgstage/replica"
@@ -51,6 +52,11 @@ type deps struct {
 	// than the one in use (auto-heal).
 	take        func(ctx context.Context, pf *preflight, progress func(done, total int64)) (*backupsel.Backup, error)
 	newerBackup func(ctx context.Context) (bool, error)
+	// snap takes snapshots that hold the data and makes clones (nil:
+	// snapshots record positions only); tick sends the scheduled
+	// snapshots' due times.
+	snap func() (snapper, error)
+	tick func(ctx context.Context, s schedule) <-chan time.Time
 }
 
 func (l *Linker) realDeps() deps {
@@ -71,5 +77,7 @@ func (l *Linker) realDeps() deps {
 		server:      l.openServer,
 		take:        l.takeBackup,
 		newerBackup: l.newerBackup,
+		snap:        l.newSnapper,
+		tick:        realTicks,
 	}
 }

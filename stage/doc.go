@@ -131,6 +131,38 @@
 // paths are not, since no 9.x binaries run on the machines pgstage is
 // tested on.
 //
+// # Snapshots and clones
+//
+// [Linker.Snapshot] (and Sync, and the schedule) takes a snapshot that
+// holds the data, after the one fault check that refuses it while
+// replication is faulted, into Snapshots.Dir/<id> (default DataDir +
+// ".snapshots"; on the data directory's filesystem for btrfs and reflink,
+// which preflight checks). [SnapshotConfig].Method picks how: btrfs (the
+// data directory is a subvolume, which Link makes when its parent is on
+// btrfs: a read-only subvolume snapshot, every file at one instant, no
+// SQL), reflink (FICLONE on XFS, btrfs, ZFS 2.2+, bcachefs, made
+// consistent with the non-exclusive base backup API on the standby) or
+// copy (the same protocol with plain copies: slow, as much disk as the
+// data); empty picks from the filesystem, "none" records positions only.
+// Tablespaces are included. Link's and Resync's first sync records
+// positions only. On 9.4 and 9.5, which take no base backup on a standby,
+// a reflink or copy snapshot is refused with [ErrNoBackupAPI]: use btrfs,
+// or Method "none".
+//
+// [Linker.Clone] makes a writable clone of a snapshot (a btrfs snapshot of
+// it, or a reflink or plain copy), on its own port and socket, without the
+// standby settings, opened read-write at the snapshot's consistent point
+// and started as Staging.OSUser, in Snapshots.CloneDir/<id>; [Clone] says
+// how to connect. Clones are recorded in the state file until
+// [Linker.DestroyClone]; a snapshot a clone uses is never deleted
+// ([ErrInUse]). A failed clone leaves nothing; clones never touch the
+// staging or the snapshot.
+//
+// The running Linker applies the policies of [SnapshotConfig]: a schedule
+// (Every, or a 5-field Cron) while linked and enabled, and retention
+// (KeepLast, KeepWithin) after each snapshot. A scheduled snapshot that is
+// not taken is a [KindSnapshotSkipped] event on Events, and logged.
+//
 // # Hooks
 //
 // Hooks run at pre/post link (also for resync), pre/post sync and pre/post

@@ -50,6 +50,7 @@ func (l *Linker) Enable(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, l.cfg.StreamTimeout)
 	defer cancel()
 	_, err = sb.WaitStreaming(wctx)
+	l.startPolicy() // enabled even when not streaming yet: a skipped snapshot says so
 	return r.fail(err)
 }
 
@@ -70,6 +71,7 @@ func (l *Linker) Disable(ctx context.Context) error {
 	if err != nil {
 		return r.fail(err)
 	}
+	l.stopPolicy()
 	l.stopWatcher()
 	l.mu.Lock()
 	l.sb = sb

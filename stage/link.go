@@ -223,6 +223,9 @@ func (j *job) restore(ctx context.Context) error {
 		return j.fail(err)
 	}
 	j.enter(StepRestore, "restoring %s (%s)", j.backup.Name, humanBytes(j.backup.TotalBytes))
+	if err := l.makeDataDir(ctx); err != nil {
+		return j.fail(err)
+	}
 	opts := backupsel.RestoreOptions{
 		Overwrite:     true, // preflight saw it absent or empty, or the job emptied it
 		TablespaceDir: l.tablespaceDir(),
@@ -351,6 +354,7 @@ func (j *job) finish() {
 	l.saveLocked()
 	l.mu.Unlock()
 	j.done("linked")
+	l.startPolicy()
 	l.log.Info("staging linked", "job", j.job, "data_dir", l.cfg.Staging.DataDir, "backup", j.backup.Name)
 }
 

@@ -43,6 +43,8 @@ type Linker struct {
 	closed bool
 	heal   *healer // nil unless Config.Heal.Auto
 	logErr string  // the watcher cannot read the log: why (see watchError)
+	// schedStop stops the snapshot scheduler (nil: none runs).
+	schedStop context.CancelFunc
 }
 
 // eventBuffer is the capacity of the Events channel.
@@ -119,6 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Linker, error) {
 			l.release()
 			return nil, err
 		}
+		l.startPolicy()
 	}
 	l.startHealer()
 	return l, nil
@@ -199,6 +202,7 @@ func (l *Linker) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	l.stopPolicy()
 	l.stopWatcher()
 	l.mu.Lock()
 	err := l.saveLocked()

@@ -131,6 +131,9 @@ func (l *Linker) runPreflight(ctx context.Context, mode preflightMode) (*preflig
 			add(&Problem{Check: "data directory", What: err.Error(), Do: "empty it or name another Staging.DataDir (Open and Resync work on a staging linked before)", Err: err})
 		}
 	}
+	if p := snapshotDirProblem(cfg); p != nil {
+		add(p)
+	}
 	runUser, err := osuser.RunAs(cfg.Staging.OSUser)
 	if err != nil {
 		add(&Problem{Check: "os user", What: err.Error(), Do: "create the user or set Staging.OSUser", Err: err})

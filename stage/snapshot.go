@@ -30,6 +30,21 @@ type Snapshot struct {
 	// Backup names the backup the staging was restored from.
 	Backup  string `json:"backup"`
 	DataDir string `json:"data_dir"`
+
+	// ID names the snapshot for Clone and DeleteSnapshot.
+	ID string `json:"id,omitempty"`
+	// The data, when the snapshot holds it (see snapdata.go): DataMethod is
+	// btrfs, reflink or copy ("" for a record of positions only: Link's
+	// first sync, or Snapshots.Method "none"), Location its directory,
+	// Consistency how it starts ("backup", "crash" or "stopped"),
+	// ExtraBytes the disk it added when made (measured as SizeMeasure
+	// says) and Took how long it took.
+	DataMethod  string        `json:"data_method,omitempty"`
+	Location    string        `json:"location,omitempty"`
+	Consistency string        `json:"consistency,omitempty"`
+	ExtraBytes  int64         `json:"extra_bytes,omitempty"`
+	SizeMeasure string        `json:"size_measure,omitempty"`
+	Took        time.Duration `json:"took,omitempty"`
 }
 
 // positionSQL is how a staging of a version is asked where replication
@@ -186,9 +201,11 @@ func (l *Linker) sync(ctx context.Context, job Job) (*Snapshot, error) {
 	return s, l.runHooks(ctx, PointPostSync, l.cfg.Hooks.PostSync, env)
 }
 
-// Snapshot records a consistent point of the staging: time, timeline,
-// receive and replay positions, and the backup it came from; then it calls
-// Config.Snapshotter with it. It fails with an error wrapping the current
+// Snapshot takes a snapshot of the staging that holds its data (see
+// SnapshotConfig.Method) and records it: time, timeline, receive and replay
+// positions, the backup it came from, and the data's method, location and
+// size; then it calls Config.Snapshotter with it and applies the retention
+// policy. It fails with an error wrapping the current
 // *Fault (errors.Is(err, ErrFaulted)) while replication is faulted, with
 // replica.ErrNotStreaming when the standby does not stream for another
 // reason, and with ErrDisabled when disabled.
@@ -252,8 +269,12 @@ func (l *Linker) snapshot(ctx context.Context, job Job) (*Snapshot, error) {
 		Time: time.Now().UTC(), Timeline: p.Timeline, ReceiveLSN: p.ReceiveLSN, ReplayLSN: p.ReplayLSN,
 		LastReplayed: p.LastReplayed, Method: p.Method, Backup: backup, DataDir: l.cfg.Staging.DataDir,
 	}
+	if err := l.keepData(ctx, s, job); err != nil {
+		return nil, err
+	}
 	if l.cfg.Snapshotter != nil {
 		if err := l.cfg.Snapshotter.TakeSnapshot(ctx, *s); err != nil {
+			l.dropData(ctx, s)
 			return nil, fmt.Errorf("stage: snapshotter: %w", err)
 		}
 	}
@@ -261,7 +282,8 @@ func (l *Linker) snapshot(ctx context.Context, job Job) (*Snapshot, error) {
 	l.st.Snapshots = append(l.st.Snapshots, *s)
 	l.saveLocked()
 	l.mu.Unlock()
-	l.log.Info("snapshot", "job", job, "timeline", s.Timeline, "replay_lsn", s.ReplayLSN, "receive_lsn", s.ReceiveLSN)
+	l.log.Info("snapshot", "job", job, "id", s.ID, "timeline", s.Timeline, "replay_lsn", s.ReplayLSN, "receive_lsn", s.ReceiveLSN, "data_method", s.DataMethod)
+	l.applyRetention(ctx)
 	env := l.env(job)
 	env.Snapshot = s
 	return s, l.runHooks(ctx, PointPostSnapshot, l.cfg.Hooks.PostSnapshot, env)

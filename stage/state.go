@@ -51,6 +51,7 @@ type state struct {
 	LinkedAt  time.Time         `json:"linked_at,omitzero"`
 	Backup    *BackupInfo       `json:"backup,omitempty"`
 	Snapshots []Snapshot        `json:"snapshots,omitempty"`
+	Clones    []Clone           `json:"clones,omitempty"`
 	Faults    []Fault           `json:"faults,omitempty"`
 	Position  walwatch.Position `json:"watch_position,omitzero"`
 	// Job and Step are the job step in progress, kept so that a process
@@ -64,22 +65,23 @@ type state struct {
 // no functions (command hooks only). Its JSON is the flat form Config was
 // saved in before it had sub-configurations, so older state files load.
 type savedConfig struct {
-	BackupPath      string        `json:"backup_path"`
-	WALPath         string        `json:"wal_path,omitempty"`
-	StreamWhenNoWAL bool          `json:"stream_when_no_wal,omitempty"`
-	VerifyBackup    bool          `json:"verify_backup,omitempty"`
-	BackupSettle    time.Duration `json:"backup_settle,omitempty"`
-	Source          Source        `json:"source"`
-	Staging         Staging       `json:"staging"`
-	Settings        []Setting     `json:"settings,omitempty"`
-	Hooks           Hooks         `json:"hooks,omitempty"`
-	StreamTimeout   time.Duration `json:"stream_timeout,omitempty"`
-	PollInterval    time.Duration `json:"watch_poll_interval,omitempty"`
-	PollOnly        bool          `json:"watch_poll_only,omitempty"`
-	BackupMode      BackupMode    `json:"backup_mode,omitempty"`
-	Take            TakeConfig    `json:"take,omitzero"`
-	Liveness        Liveness      `json:"liveness,omitzero"`
-	Replay          ReplayConfig  `json:"replay,omitzero"`
+	BackupPath      string         `json:"backup_path"`
+	WALPath         string         `json:"wal_path,omitempty"`
+	StreamWhenNoWAL bool           `json:"stream_when_no_wal,omitempty"`
+	VerifyBackup    bool           `json:"verify_backup,omitempty"`
+	BackupSettle    time.Duration  `json:"backup_settle,omitempty"`
+	Source          Source         `json:"source"`
+	Staging         Staging        `json:"staging"`
+	Settings        []Setting      `json:"settings,omitempty"`
+	Hooks           Hooks          `json:"hooks,omitempty"`
+	StreamTimeout   time.Duration  `json:"stream_timeout,omitempty"`
+	PollInterval    time.Duration  `json:"watch_poll_interval,omitempty"`
+	PollOnly        bool           `json:"watch_poll_only,omitempty"`
+	BackupMode      BackupMode     `json:"backup_mode,omitempty"`
+	Take            TakeConfig     `json:"take,omitzero"`
+	Liveness        Liveness       `json:"liveness,omitzero"`
+	Replay          ReplayConfig   `json:"replay,omitzero"`
+	Snapshots       SnapshotConfig `json:"snapshots,omitzero"`
 }
 
 func savedConfigOf(c Config) savedConfig {
@@ -92,6 +94,7 @@ func savedConfigOf(c Config) savedConfig {
 		StreamTimeout: c.StreamTimeout, PollInterval: c.Watch.PollInterval, PollOnly: c.Watch.PollOnly,
 		BackupMode: c.BackupMode, Take: c.Take,
 		Liveness: c.Liveness, Replay: c.Replay,
+		Snapshots: c.Snapshots,
 	}
 }
 
@@ -108,6 +111,7 @@ func (s savedConfig) config(live Config) Config {
 		Watch:         WatchConfig{PollInterval: s.PollInterval, PollOnly: s.PollOnly},
 		BackupMode:    s.BackupMode, Take: s.Take, Heal: live.Heal,
 		Liveness: s.Liveness, Replay: s.Replay,
+		Snapshots:   s.Snapshots,
 		Snapshotter: live.Snapshotter, Logger: live.Logger, Progress: live.Progress,
 	}
 	c.Source.Password = live.Source.Password

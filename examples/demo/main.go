@@ -4,7 +4,11 @@
 // PostgreSQL_T<timestamp> folder, links a staging standby from it with
 // stage.Linker, shows a row arriving, stops the source to show the fault
 // and the refused snapshot, starts it again to show the recovery and a
-// snapshot taken, and cleans everything up.
+// snapshot that holds the data, makes a writable clone of it, writes on the
+// clone, shows that neither the staging nor the source sees that, destroys
+// the clone, and cleans everything up. Run as root on a machine whose
+// temporary directory is not on btrfs or XFS, it puts the staging on a
+// small loop-mounted btrfs (or XFS) so that the clone shares blocks.
 //
 //	make demo                          # PostgreSQL 17
 //	PGSTAGE_DEMO_MAJOR=12 make demo    # any of 10-18 that scripts/install-postgres installed
@@ -112,7 +116,18 @@ func run(ctx context.Context) (err error) {
 		}
 	}
 
-	// 3. Link a staging standby from it.
+	// 3. Link a staging standby from it, on a filesystem that shares blocks
+	// if the machine allows.
+	fmt.Println("\n3. Choosing where the staging lives...")
+	where, unmount, err := stagingFS(dir, u)
+	defer func() {
+		if uerr := unmount(); uerr != nil {
+			fmt.Fprintf(os.Stderr, "cleaning up the loop filesystem: %v\n", uerr)
+		}
+	}()
+	if err != nil {
+		return err
+	}
 	stagingPort, err := freePort()
 	if err != nil {
 		return err
@@ -121,7 +136,7 @@ func run(ctx context.Context) (err error) {
 		BackupPath: backupPath,
 		Source:     stage.Source{Host: "127.0.0.1", Port: src.port, User: "replicator", Password: stage.Password(src.password), SSLMode: "disable"},
 		Staging: stage.Staging{
-			DataDir:   filepath.Join(dir, "staging"),
+			DataDir:   filepath.Join(where, "staging"),
 			Port:      stagingPort,
 			BinDir:    binDir,
 			SocketDir: src.dir,
@@ -133,7 +148,7 @@ func run(ctx context.Context) (err error) {
 		},
 		Progress: progressBar(),
 	}
-	fmt.Printf("\n3. Linking a staging standby in %s (port %d)...\n", cfg.Staging.DataDir, stagingPort)
+	fmt.Printf("   linking a staging standby in %s (port %d)...\n", cfg.Staging.DataDir, stagingPort)
 	l, err := stage.New(cfg)
 	if err != nil {
 		return err
@@ -197,9 +212,14 @@ func run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("   snapshot taken: timeline %d, replayed up to %s, from backup %s\n", snap.Timeline, snap.ReplayLSN, snap.Backup)
+	fmt.Printf("   snapshot %s taken: timeline %d, replayed up to %s, from backup %s\n", snap.ID, snap.Timeline, snap.ReplayLSN, snap.Backup)
+	fmt.Printf("   it holds the data: %s snapshot in %s, %v, %s more disk\n", snap.DataMethod, snap.Location, snap.Took.Round(time.Millisecond), mib(snap.ExtraBytes))
 
-	fmt.Println("\n7. Cleaning up: staging disabled, source stopped, directory removed.")
+	if err := cloneDemo(ctx, l, snap, src, cfg); err != nil {
+		return err
+	}
+
+	fmt.Println("\n8. Cleaning up: staging disabled, source stopped, filesystem and directory removed.")
 	return nil
 }
 

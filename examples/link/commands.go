@@ -10,8 +10,9 @@ import (
 func runCommand(ctx context.Context, o options, out *printer) error {
 	switch o.command {
 	case "link", "resync", "snapshot", "sync", "status", "watch", "disable", "enable", "run":
+	case "snapshots", "clone", "clones", "destroy-clone", "delete-snapshot":
 	default:
-		return fmt.Errorf("unknown command %q: use link, resync, snapshot, sync, status, watch, disable, enable or run", o.command)
+		return fmt.Errorf("unknown command %q: use link, resync, snapshot, sync, status, watch, disable, enable, run, snapshots, clone, clones, destroy-clone or delete-snapshot", o.command)
 	}
 	s, err := load(o.configPath)
 	if err != nil {
@@ -74,6 +75,8 @@ func runCommand(ctx context.Context, o options, out *printer) error {
 			out.snapshot(s)
 			return nil
 		}
+	case "snapshots", "clone", "clones", "destroy-clone", "delete-snapshot":
+		return snapCommand(ctx, l, o.command, o.args, out)
 	case "watch":
 		return watch(ctx, l, out)
 	}

@@ -40,6 +40,9 @@ type fileConfig struct {
 	// fault needs it (run).
 	BackupMode string `json:"backup_mode"`
 	AutoHeal   bool   `json:"auto_heal"`
+	// Snapshots: where they and clones go, the method, the schedule (run)
+	// and retention.
+	Snapshots fileSnapshots `json:"snapshots"`
 
 	// Where the source password comes from: an environment variable
 	// (default PGSTAGE_SOURCE_PASSWORD) or a file.
@@ -54,6 +57,16 @@ type fileConfig struct {
 	// Password is here only to refuse it with a message that says where
 	// it goes instead.
 	Password json.RawMessage `json:"password"`
+}
+
+type fileSnapshots struct {
+	Dir        string   `json:"dir"`
+	CloneDir   string   `json:"clone_dir"`
+	Method     string   `json:"method"`
+	Every      duration `json:"every"`
+	Cron       string   `json:"cron"`
+	KeepLast   int      `json:"keep_last"`
+	KeepWithin duration `json:"keep_within"`
 }
 
 type fileSource struct {
@@ -243,6 +256,7 @@ func (fc *fileConfig) durations() []durationField {
 	return []durationField{
 		{"backup_settle", &fc.BackupSettle}, {"stream_timeout", &fc.StreamTimeout},
 		{"watch_poll_interval", &fc.WatchPollInterval}, {"source.connect_timeout", &fc.Source.ConnectTimeout},
+		{"snapshots.every", &fc.Snapshots.Every}, {"snapshots.keep_within", &fc.Snapshots.KeepWithin},
 	}
 }
 
@@ -292,6 +306,9 @@ func (fc *fileConfig) config() stage.Config {
 			Logs: stage.LogsConfig{RotationSize: fc.LogRotationKB << 10, Keep: fc.LogKeep}},
 		BackupMode: stage.BackupMode(fc.BackupMode),
 		Heal:       stage.HealConfig{Auto: fc.AutoHeal},
+		Snapshots: stage.SnapshotConfig{Dir: fc.Snapshots.Dir, CloneDir: fc.Snapshots.CloneDir, Method: fc.Snapshots.Method,
+			Every: dur("snapshots.every", fc.Snapshots.Every), Cron: fc.Snapshots.Cron, KeepLast: fc.Snapshots.KeepLast,
+			KeepWithin: dur("snapshots.keep_within", fc.Snapshots.KeepWithin)},
 	}
 }
 

@@ -56,6 +56,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -67,15 +68,15 @@ func main() {
 	flag.StringVar(&o.logFormat, "log", "", "log `format`: text or json (default: the file's log_format, else text)")
 	flag.StringVar(&o.httpAddress, "http", "", "run: serve /metrics and /healthz on this `address` (default: the file's http_address; none: off)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: link [-config file] [-json] [-v] [-log text|json] [-http addr] link|resync|snapshot|sync|status|watch|disable|enable|run\n")
+		fmt.Fprintf(os.Stderr, "usage: link [-config file] [-json] [-v] [-log text|json] [-http addr] link|resync|snapshot|sync|status|watch|disable|enable|run|snapshots|clone|clones|destroy-clone|delete-snapshot\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 1 {
+	if flag.NArg() < 1 || flag.NArg() > 1 && !strings.Contains(" clone destroy-clone delete-snapshot ", " "+flag.Arg(0)+" ") {
 		flag.Usage()
 		os.Exit(2)
 	}
-	o.command = flag.Arg(0)
+	o.command, o.args = flag.Arg(0), flag.Args()[1:]
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := &printer{json: o.json}
@@ -88,6 +89,7 @@ func main() {
 // options are the command line's.
 type options struct {
 	command, configPath    string
+	args                   []string // the command's own (clone, destroy-clone, delete-snapshot)
 	json, verbose          bool
 	logFormat, httpAddress string
 }

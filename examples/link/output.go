@@ -39,6 +39,7 @@ func (p *printer) snapshot(s *stage.Snapshot) {
 	}
 	fmt.Printf("snapshot %s: timeline %d, replayed up to %s (received %s), backup %s\n",
 		s.Time.Format("2006-01-02 15:04:05Z07:00"), s.Timeline, s.ReplayLSN, s.ReceiveLSN, s.Backup)
+	snapshotData(s)
 }
 
 func (p *printer) status(st stage.Status) {

@@ -62,6 +62,18 @@ func MountLoop(tb testing.TB, fstype string, size int64) *LoopFS {
 	return fsys
 }
 
+// Mount is MountLoop for programs that are not tests (the demo): it makes
+// and mounts the filesystem on dir, an existing empty directory, and
+// returns undo, which the caller must run (unmount, detach, remove the
+// image); on failure nothing is left. It says what is missing when the
+// machine cannot (no root, no loop device, no mkfs tool).
+func Mount(fstype string, size int64, dir string) (fsys *LoopFS, undo func() error, err error) {
+	if why := loopMissing(fstype); why != "" {
+		return nil, nil, errors.New("pgtest: loop-mounted filesystem unavailable: " + why)
+	}
+	return mountLoop(fstype, size, dir)
+}
+
 // missingTool skips tb or, under make test, fails it.
 func missingTool(tb testing.TB, why string) {
 	tb.Helper()
