@@ -40,6 +40,24 @@
 //     syncs, resyncs from the newest backup, snapshots (refused while
 //     replication is faulted), enables, disables and reports status.
 //
+// # What a staging is for
+//
+// A snapshot holds the staging's data: a btrfs subvolume snapshot, or a
+// reflink (or plain) copy made consistent with the base backup API on the
+// standby. Linker.Clone makes a writable server from a snapshot, on its own
+// port, in well under a second on btrfs or XFS; schedules and retention keep
+// snapshots coming and going while the staging streams.
+//
+// # Taking the backup, healing, running as a service
+//
+// [github.com/pgstage/pgstage/backupsel/basebackup] takes the base backup
+// itself over the replication protocol, as the same files pg_basebackup -F t
+// -X stream writes; stage's take mode uses it for Link and Resync, and
+// opt-in auto-heal resyncs a staging whose fault needs it.
+// [github.com/pgstage/pgstage/stage/monitor] exports Prometheus metrics and
+// a health endpoint; examples/link run keeps a staging watched until told
+// to stop.
+//
 // # Testing
 //
 // Everything that touches PostgreSQL is tested against real servers of every

@@ -52,7 +52,7 @@ func serve(ctx context.Context, l *stage.Linker, log *slog.Logger, addr string) 
 		if err != nil {
 			return fmt.Errorf("http_address: %w: choose a free address, or leave it out", err)
 		}
-		srv := &http.Server{Handler: monitor.Handler(l, monitor.Options{}), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: monitor.Handler(l, monitor.Options{Clones: func(context.Context) (int, error) { return len(l.Clones()), nil }}), ReadHeaderTimeout: 10 * time.Second}
 		go func() { httpErr <- srv.Serve(ln) }()
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownLimit)
