@@ -8,9 +8,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/pgstage/pgstage/bench/internal/cpuprof"
 	"log"
 	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/pgstage/pgstage/backupsel"
@@ -26,16 +26,7 @@ func main() {
 	if *path == "" || *data == "" {
 		log.Fatal("usage: backupsel_restore -path BACKUP_PATH -data DATA_DIR")
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer cpuprof.Start(*cpuprofile)()
 	ctx := context.Background()
 	t0 := time.Now()
 	b, err := backupsel.Select(ctx, *path, backupsel.Options{Verify: *verify, Settle: -1})

@@ -11,9 +11,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/pgstage/pgstage/bench/internal/cpuprof"
 	"log"
 	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/pgstage/pgstage/backupsel/basebackup"
@@ -32,16 +32,7 @@ func main() {
 	if *path == "" || !ok {
 		log.Fatal("usage: basebackup_take -path BACKUP_PATH [-host H -port P -user U -compress none|gzip|lz4|zstd]")
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer cpuprof.Start(*cpuprofile)()
 	t0 := time.Now()
 	res, err := basebackup.Take(context.Background(), basebackup.Config{
 		Host: *host, Port: *port, User: *user, Password: os.Getenv("PGPASSWORD"), SSLMode: "disable",
