@@ -19,7 +19,7 @@ import (
 // root, a small loop-mounted btrfs (XFS where btrfs is missing) in dir,
 // which undo unmounts and removes (the caller defers it, so it runs on
 // error too). Otherwise dir, and the snapshots are copies.
-func stagingFS(dir string, u osUser) (where string, undo func() error, err error) {
+func stagingFS(dir string, u demoUser) (where string, undo func() error, err error) {
 	undo = func() error { return nil }
 	t, err := snapclone.FSType(dir)
 	if err != nil {
