@@ -7,11 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/pgstage/pgstage/internal/secret"
 )
 
@@ -135,10 +135,6 @@ func (s *source) backup(ctx context.Context, folder string) error {
 }
 
 func (s *source) majorAtLeast15() bool {
-	b, err := os.ReadFile(filepath.Join(s.data(), "PG_VERSION"))
-	if err != nil {
-		return false
-	}
-	m, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return m >= 15
+	m, err := pgver.ReadDataDir(s.data())
+	return err == nil && m >= pgver.V15
 }

@@ -6,11 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/pgstage/pgstage/internal/osuser"
 )
 
 // User is the OS user the servers run as.
@@ -31,24 +31,11 @@ func OSUser(tb testing.TB) User {
 }
 
 func osUser() (User, error) {
-	if os.Geteuid() != 0 {
-		cur, err := user.Current()
-		if err != nil {
-			return User{}, err
-		}
-		return User{Name: cur.Username, UID: os.Geteuid(), GID: os.Getegid()}, nil
-	}
-	name := os.Getenv(EnvUser)
-	if name == "" {
-		name = "postgres"
-	}
-	u, err := user.Lookup(name)
+	u, err := osuser.RunAs(os.Getenv(EnvUser))
 	if err != nil {
-		return User{}, fmt.Errorf("pgtest: running as root, PostgreSQL needs an unprivileged OS user %q: %w (create it, or set %s)", name, err, EnvUser)
+		return User{}, fmt.Errorf("pgtest: %w (or set %s)", err, EnvUser)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return User{Name: name, UID: uid, GID: gid}, nil
+	return User{Name: u.Name, UID: u.UID, GID: u.GID}, nil
 }
 
 // TempDir returns a new directory with a short path under the system temp
