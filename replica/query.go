@@ -15,7 +15,40 @@ const queryTimeout = 5 * time.Second
 // queryRow runs sql on the standby over its Unix socket as QueryUser,
 // without password, and returns the first row in text form (a NULL is nil),
 // or nil when there is none.
+//
+// The connection is kept for the next query: a caller that asks every
+// second (a replay monitor) would otherwise pay a fork and an
+// authentication on the server each time. A query that fails closes it, and
+// a connection found broken is replaced once, so a restarted server is
+// asked again at once. Close releases it.
 func (s *Standby) queryRow(ctx context.Context, sql string) ([][]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		fresh := s.qconn == nil
+		if fresh {
+			conn, err := s.connectQuery(cctx)
+			if err != nil {
+				return nil, err
+			}
+			s.qconn = conn
+		}
+		res, err := s.qconn.Exec(cctx, sql).ReadAll()
+		if err != nil {
+			s.closeQuery()
+			if !fresh && attempt == 0 && cctx.Err() == nil {
+				continue // a kept connection the server dropped: once more
+			}
+			return nil, err
+		}
+		if len(res) == 0 || len(res[0].Rows) == 0 {
+			return nil, nil
+		}
+		return res[0].Rows[0], nil
+	}
+}
+
+func (s *Standby) connectQuery(ctx context.Context) (*pgconn.PgConn, error) {
 	kv := map[string]string{
 		"host":            strings.TrimSpace(strings.Split(s.cfg.SocketDir, ",")[0]),
 		"port":            strconv.Itoa(s.cfg.Port),
@@ -29,19 +62,19 @@ func (s *Standby) queryRow(ctx context.Context, sql string) ([][]byte, error) {
 		return nil, err
 	}
 	pc.Password = "" // not the one a PGPASSWORD of this process would give
-	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	conn, err := pgconn.ConnectConfig(cctx, pc)
-	if err != nil {
-		return nil, err
+	return pgconn.ConnectConfig(ctx, pc)
+}
+
+func (s *Standby) closeQuery() {
+	if s.qconn != nil {
+		s.qconn.Close(context.Background())
+		s.qconn = nil
 	}
-	defer conn.Close(context.Background())
-	res, err := conn.Exec(cctx, sql).ReadAll()
-	if err != nil {
-		return nil, err
-	}
-	if len(res) == 0 || len(res[0].Rows) == 0 {
-		return nil, nil
-	}
-	return res[0].Rows[0], nil
+}
+
+// Close releases the connection the standby's queries keep (WaitStreaming,
+// Replay, Status). The Standby stays usable: the next query connects again.
+func (s *Standby) Close() error {
+	s.closeQuery()
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgstage/pgstage/internal/osuser"
 )
 
@@ -108,6 +109,8 @@ type Standby struct {
 	asUser bool
 
 	checked Major // the major version found to match the binaries, 0 before
+
+	qconn *pgconn.PgConn // kept between queries (see queryRow)
 
 	logStart int64 // size of the log when Start began
 	// startedAt is when Start began: a collector file not written since

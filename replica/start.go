@@ -122,6 +122,7 @@ func (s *Standby) checkPort() error {
 // Stop stops the staging server: a fast shutdown, then an immediate one if
 // the fast one has not finished within StopTimeout.
 func (s *Standby) Stop(ctx context.Context) error {
+	s.closeQuery() // the server ends it anyway; do not keep it broken
 	st, err := s.Status(ctx)
 	if err != nil {
 		return err

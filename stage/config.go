@@ -114,8 +114,10 @@ type WatchConfig struct {
 // the log shows no fault. Each is recovered when its cause is gone. The
 // warm standbys of 9.4 and 9.5 take no queries: the monitor stays off there.
 type ReplayConfig struct {
-	// Interval between two questions; default 5s. A negative Interval
-	// turns the monitor off.
+	// Interval between two questions; default 1s, so that a stalled replay
+	// is seen within a second of its bound (the questions share one kept
+	// connection: no fork or authentication each time). A negative
+	// Interval turns the monitor off.
 	Interval time.Duration `json:"interval,omitempty"`
 	// MaxLag is how long received WAL may wait to be applied; default 300s
 	// (repmgr's warning).
@@ -201,7 +203,7 @@ const (
 	DefaultDBUser         = "postgres"
 	DefaultStreamTimeout  = 2 * time.Minute
 	DefaultConnectTimeout = 10 * time.Second
-	DefaultReplayInterval = 5 * time.Second
+	DefaultReplayInterval = time.Second
 	DefaultMaxLag         = 300 * time.Second
 	DefaultReceiverGrace  = 10 * time.Second
 	stateDirSuffix        = ".pgstage"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/pgstage/pgstage/replica"
@@ -198,6 +199,9 @@ func (l *Linker) stopMonitor() {
 
 func (l *Linker) monitor(ctx context.Context, rs replayer, done chan struct{}) {
 	defer close(done)
+	if c, ok := rs.(io.Closer); ok {
+		defer c.Close() // the connection its questions keep
+	}
 	check := &replayCheck{cfg: l.cfg.Replay}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
