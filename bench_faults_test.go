@@ -108,15 +108,6 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func postmasterPID(t *testing.T, dataDir string) int {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.SplitN(string(data), "\n", 2)[0])
-	require.NoError(t, err)
-	return pid
-}
-
 // serverCPU sums utime+stime (and cutime+cstime for the postmaster) of the
 // postmaster and its children, in clock ticks of 10 ms.
 func serverCPU(pid int) time.Duration {

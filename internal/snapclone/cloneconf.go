@@ -46,7 +46,9 @@ func recoveryPlan(r rules, cons Consistency) (settings [][2]string, files map[st
 
 // cloneSettings are the settings a clone gets before the caller's: its own
 // port and sockets, no archiving, no wait for a synchronous standby it
-// does not have.
+// does not have, and its log in its own file (Clone.LogFile, pg_ctl's):
+// a staging's logging collector writes to an absolute log_directory, where
+// the staging's watcher would read the clone's promotion as its own.
 func cloneSettings(c *Clone) [][2]string {
 	return [][2]string{
 		{"port", strconv.Itoa(c.Port)},
@@ -54,6 +56,8 @@ func cloneSettings(c *Clone) [][2]string {
 		{"listen_addresses", c.ListenAddresses},
 		{"archive_mode", "off"},
 		{"synchronous_standby_names", ""},
+		{"logging_collector", "off"},
+		{"log_destination", "stderr"},
 	}
 }
 
