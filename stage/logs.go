@@ -188,16 +188,24 @@ const pruneInterval = time.Second
 
 // pruneLoop prunes now and then with the position the watcher has read up
 // to (not the last event's, which a quiet staging never moves) until done
-// closes.
+// closes. While that position stands still the watcher has finished no
+// file, so there is nothing new to prune: an idle staging costs no
+// directory read each second.
 func (l *Linker) pruneLoop(w watcher, done <-chan struct{}) {
 	t := time.NewTicker(pruneInterval)
 	defer t.Stop()
+	var last walwatch.Position
 	for {
 		select {
 		case <-done:
 			return
 		case <-t.C:
-			l.prune(w.Position())
+			pos := w.Position()
+			if pos.File == last.File && pos.Ino == last.Ino && pos.Offset == last.Offset {
+				continue
+			}
+			last = pos
+			l.prune(pos)
 		}
 	}
 }
