@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgstage/pgstage/internal/osuser"
+	"github.com/pgstage/pgstage/internal/pgtest"
 	"github.com/pgstage/pgstage/internal/pgver"
 	"github.com/pgstage/pgstage/pgconf"
 	"github.com/pgstage/pgstage/walwatch"
@@ -78,7 +79,7 @@ func TestLogLinePrefixReserved(t *testing.T) {
 // older pgstage (collector off, the empty default) is read with
 // PrefixEmpty, never with 10's default.
 func TestWatch9x(t *testing.T) {
-	want9x := readEvents(t, filepath.Join("..", "walwatch", "testdata", "9x", "events.txt"))
+	want9x := pgtest.ListFile(t, filepath.Join("..", "walwatch", "testdata", "9x", "events.txt"))
 	for _, v := range []string{"9.4", "9.5", "9.6"} {
 		t.Run(v, func(t *testing.T) {
 			golden := filepath.Join("..", "walwatch", "testdata", "9x", v, "data")
@@ -205,20 +206,4 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
-}
-
-// readEvents reads walwatch's expected-events file for its golden logs:
-// one "kind [reason]" per line, blank lines and # comments skipped.
-func readEvents(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	var events []string
-	for line := range strings.Lines(string(b)) {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			events = append(events, line)
-		}
-	}
-	require.NotEmpty(t, events, path)
-	return events
 }

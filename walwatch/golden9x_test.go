@@ -1,14 +1,13 @@
 package walwatch_test
 
 import (
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgstage/pgstage/internal/pgtest"
 	"github.com/pgstage/pgstage/walwatch"
 )
 
@@ -18,7 +17,7 @@ import (
 // log_line_prefix: said with PrefixEmpty, taken from the data directory
 // (its version's default, its pg_log), and inferred from the lines.
 func TestGolden9x(t *testing.T) {
-	want := readEvents(t, filepath.Join("testdata", "9x", "events.txt"))
+	want := pgtest.ListFile(t, filepath.Join("testdata", "9x", "events.txt"))
 	for _, v := range []string{"9.4", "9.5", "9.6"} {
 		data := filepath.Join("testdata", "9x", v, "data")
 		logDir := filepath.Join(data, "pg_log")
@@ -55,20 +54,4 @@ func TestGolden9x(t *testing.T) {
 		n++
 	}
 	assert.Zero(t, n)
-}
-
-// readEvents reads an expected-events file: one "kind [reason]" per line,
-// blank lines and # comments skipped.
-func readEvents(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	var events []string
-	for line := range strings.Lines(string(b)) {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			events = append(events, line)
-		}
-	}
-	require.NotEmpty(t, events, path)
-	return events
 }
