@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 // fakeSnapper makes directories for snapshots and clones, and fails the
 // clones on busyPort as a port in use.
 type fakeSnapper struct {
-	mu       sync.Mutex
 	busyPort int
 }
 

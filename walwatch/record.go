@@ -38,21 +38,20 @@ type Record struct {
 // rawRecord is the reader's reusable form of a Record: byte slices into
 // buffers owned by the assembler, valid until the emit callback returns.
 type rawRecord struct {
-	line          int
-	lastLine      int // line number of the record's last line
-	offset, end   int64
-	ts, epoch     []byte
-	msec          bool
-	pid           []byte
-	severity      []byte
-	sqlstate      []byte
-	btype         []byte
-	message       []byte
-	detail        []byte
-	hint          []byte
-	relayed       bool
-	lastIsMessage bool // continuation lines go to message (else detail/hint)
-	last          *[]byte
+	line        int
+	lastLine    int // line number of the record's last line
+	offset, end int64
+	ts, epoch   []byte
+	msec        bool
+	pid         []byte
+	severity    []byte
+	sqlstate    []byte
+	btype       []byte
+	message     []byte
+	detail      []byte
+	hint        []byte
+	relayed     bool
+	last        *[]byte
 }
 
 func (r *rawRecord) reset() {
