@@ -136,11 +136,11 @@ func (s *Staging) Clone(ctx context.Context, snapshotDir string, opts CloneOptio
 	if err := s.copySnapshot(ctx, snap, c); err != nil {
 		return nil, err
 	}
-	if err := s.configureClone(c, snap, r, opts); err != nil {
+	if err := s.configureClone(c, r, opts); err != nil {
 		return nil, err
 	}
 	started = true
-	if err := s.startServer(ctx, c, r, snap.Consistency, opts); err != nil {
+	if err := s.startServer(ctx, c, opts); err != nil {
 		return nil, err
 	}
 	c.Ready = time.Since(start)

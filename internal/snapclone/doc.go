@@ -39,6 +39,26 @@
 // exactly as a base backup does. The version differences live in one
 // table (versions.go).
 //
+// # What a base backup snapshot costs
+//
+// Its start is a restartpoint on the staging (the fast checkpoint of
+// pg_backup_start, which a standby turns into a restartpoint when it has
+// replayed a checkpoint record since the last one): every buffer dirtied
+// by replay since the last restartpoint is written and every file
+// written since is fsynced. Right after a restore that is the replay of
+// the whole restore, seconds for a GiB (2-5 s measured on XFS at 1.2 GB;
+// bench/RESULTS.md); stage's Link pays it in its first sync, which runs a
+// CHECKPOINT before the snapshot. On a staging that has streamed for a
+// while it is what the scheduled restartpoints have not written yet: at
+// most checkpoint_timeout's worth of replay (5 minutes by default), of
+// which shared_buffers bounds what is still dirty in PostgreSQL and the
+// kernel's writeback (dirty_expire_centisecs, 30 s) most of what is dirty
+// in the page cache. Later snapshots of an idle staging cost
+// little: with no checkpoint record replayed since, the restartpoint is
+// skipped and the backup starts from the last one. The copy then shares
+// every block (reflink) or reads and writes every byte (copy); the stop
+// waits for nothing (no archiving).
+//
 // 9.4 and 9.5 have only exclusive backups, which a standby refuses. For
 // them a reflink or copy snapshot of a running staging is refused with
 // [ErrNoBackupAPI]: this package does not own the staging's lifecycle, so
@@ -62,13 +82,19 @@
 // standby and recovery files and slots, edits the configuration with pgconf
 // (its own port and socket directory, archive_mode off, no synchronous
 // standby, the caller's settings; the standby settings commented out), and
-// opens it at the snapshot's consistent point: a snapshot with a
-// backup_label gets archive recovery (recovery.signal 12+, recovery.conf
-// before) of the WAL it holds, which ends in the segment of the backup's
-// stop point, then promotes (a restore_command that always fails, since
-// archive recovery requires one; no recovery_target = 'immediate', which
-// fails when the stop point is a segment boundary: see recoveryPlan); a
-// btrfs or stopped snapshot gets crash recovery. The server is
+// opens it at the snapshot's consistent point by crash recovery, with no
+// recovery.signal or recovery.conf: from a backup_label the server
+// replays from its checkpoint and will not open before the backup's end
+// ("WAL ends before end of online backup"), as any standalone base backup
+// does; from a btrfs or stopped snapshot, from pg_control's checkpoint to
+// the end of pg_wal. Archive recovery is not used because it ends on a
+// new timeline whose first WAL segment is a 16 MiB copy of the last one:
+// on a reflink clone, 16 MiB of new blocks (1.4% of a 1.2 GB staging).
+// A btrfs or reflink clone gets wal_init_zero = off (12+), so that a new
+// WAL segment is not 16 MiB of zeros written out; before 12 new segments
+// are always zero-filled, which a clone pays (16 MiB) once its WAL reaches
+// the end of the snapshot's last segment, or at its first checkpoint when
+// that segment is three quarters full. The server is
 // started with pg_ctl as the unprivileged OS user, with PATH and LANG as
 // its whole environment, and Clone returns once it accepts writes. A
 // failure stops and removes what the clone made; the snapshot and the

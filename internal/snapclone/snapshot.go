@@ -107,6 +107,10 @@ func (s *Staging) Snapshot(ctx context.Context, dir string) (*Snapshot, error) {
 	return snap, nil
 }
 
+// backupCopied, when set (by tests only), runs under a base backup once
+// the data directory and tablespaces are copied, before the stop.
+var backupCopied func()
+
 // copyData copies the data directory and tablespaces into the snapshot:
 // under the base backup sess when it is not nil (pg_control last, WAL
 // after the stop), else as they are (a stopped staging).
@@ -150,6 +154,9 @@ func (s *Staging) copyData(ctx context.Context, snap *Snapshot, r rules, spaces 
 		}
 	}
 	snap.Tablespaces = spaces
+	if sess != nil && backupCopied != nil {
+		backupCopied()
+	}
 	walOpts := copyOpts{reflink: snap.Method != MethodCopy, fallback: true}
 	var res backupResult
 	if sess != nil {
