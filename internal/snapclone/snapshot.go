@@ -81,6 +81,16 @@ func (s *Staging) Snapshot(ctx context.Context, dir string) (*Snapshot, error) {
 		if s.cfg.ConnString == "" {
 			return nil, fmt.Errorf("%w: ConnString is needed to snapshot the running staging in %s with the %s method (the base backup runs over it)", ErrInvalidConfig, s.cfg.DataDir, snap.Method)
 		}
+		if snap.Method == MethodReflink {
+			// FICLONE writes a file's dirty pages back before it shares
+			// its extents, one file after the other: after a restore
+			// under fsync = off, seconds per GiB. One syncfs first does it
+			// in one pass, before the backup starts, and costs nothing
+			// when nothing is dirty.
+			if err := syncFS(s.cfg.DataDir); err != nil {
+				s.log.Warn("could not sync the staging's filesystem before the snapshot; the reflinks write back what is dirty", "error", err)
+			}
+		}
 		sess, err := startBackup(ctx, s.cfg.ConnString, s.major, s.cfg.Label, s.log)
 		if err != nil {
 			return nil, err
