@@ -6,7 +6,10 @@
 #   bench/snapclone.sh        PostgreSQL: the last major of PGSTAGE_PG_VERSIONS
 #                             (default 18); PGSTAGE_SNAP_BENCH_GIB (default 1),
 #                             PGSTAGE_BENCH_RUNS rounds per filesystem (default 3),
-#                             PGSTAGE_SNAP_BENCH_FS="btrfs,xfs" to leave some out
+#                             PGSTAGE_SNAP_BENCH_FS="btrfs,xfs" to leave some out,
+#                             PGSTAGE_SNAP_BENCH_WRITEBACK=1 to write the restored
+#                             staging back to disk first (timed), as its first start
+#                             does with fsync = on (the harness runs fsync = off)
 #
 # The driver is TestBenchSnapshotClone in internal/snapclone/bench_test.go.
 set -euo pipefail

@@ -35,7 +35,8 @@ type CloneOptions struct {
 	StartTimeout time.Duration
 	// QueryUser is the role that asks the clone, over its socket, whether
 	// it has left recovery; default "postgres". Where it cannot log in,
-	// the recovery files the server removes at promotion tell.
+	// pg_ctl's wait is trusted: a clone in crash recovery takes no
+	// connection before it is open.
 	QueryUser string
 }
 
@@ -81,7 +82,8 @@ func (o *CloneOptions) check() error {
 // a reflink copy of a reflink one, a plain copy of a copy one. It is
 // configured with its own port and socket directory and the caller's
 // settings, without the staging's standby settings, recovered to the
-// snapshot's consistent point and promoted, and started with pg_ctl as the
+// snapshot's consistent point by crash recovery (see startServer) and
+// opened read-write, and started with pg_ctl as the
 // OS user with an environment of PATH and LANG only. A failure stops and
 // removes what the clone made; the snapshot and the staging are never
 // written.
@@ -136,11 +138,11 @@ func (s *Staging) Clone(ctx context.Context, snapshotDir string, opts CloneOptio
 	if err := s.copySnapshot(ctx, snap, c); err != nil {
 		return nil, err
 	}
-	if err := s.configureClone(c, snap, r, opts); err != nil {
+	if err := s.configureClone(c, r, opts); err != nil {
 		return nil, err
 	}
 	started = true
-	if err := s.startServer(ctx, c, r, snap.Consistency, opts); err != nil {
+	if err := s.startServer(ctx, c, opts); err != nil {
 		return nil, err
 	}
 	c.Ready = time.Since(start)

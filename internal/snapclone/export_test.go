@@ -2,7 +2,6 @@ package snapclone
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/pgstage/pgstage/internal/pgver"
@@ -10,7 +9,7 @@ import (
 
 // DescribeVersion renders, for the golden test, what this package does on
 // a major: the base backup it runs on a running staging, and how a clone
-// of each kind of snapshot is opened.
+// is opened.
 func DescribeVersion(m pgver.Major) string {
 	var b strings.Builder
 	r, err := rulesFor(m)
@@ -23,31 +22,16 @@ func DescribeVersion(m pgver.Major) string {
 	} else {
 		fmt.Fprintf(&b, "snapshot of a running staging (reflink, copy): refused:\n  %v\n", noBackupAPI(m))
 	}
-	for _, cons := range []Consistency{ConsistentBackup, ConsistentCrash, ConsistentStopped} {
-		settings, files := recoveryPlan(r, cons)
-		fmt.Fprintf(&b, "clone of a %q snapshot:\n", cons)
-		if len(settings) == 0 && len(files) == 0 {
-			b.WriteString("  crash recovery to the end of pg_wal, then open\n")
-		}
-		for _, kv := range settings {
-			fmt.Fprintf(&b, "  set %s = %q\n", kv[0], kv[1])
-		}
-		names := make([]string, 0, len(files))
-		for n := range files {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(&b, "  write %s:\n", n)
-			for _, l := range strings.Split(strings.TrimSuffix(files[n], "\n"), "\n") {
-				if l != "" {
-					fmt.Fprintf(&b, "    | %s\n", l)
-				}
-			}
-		}
+	b.WriteString("clone: crash recovery (no recovery files), from the backup_label's checkpoint to the backup's end and on to the end of the WAL, or from pg_control's; then open\n")
+	for _, kv := range r.cowSettings {
+		fmt.Fprintf(&b, "btrfs or reflink clone: set %s = %q\n", kv[0], kv[1])
 	}
 	if len(r.standbySettings) > 0 {
 		fmt.Fprintf(&b, "commented out in a clone: %s\n", strings.Join(r.standbySettings, ", "))
 	}
 	return b.String()
 }
+
+// SetBackupCopied sets a function run under a snapshot's base backup
+// between the copy of the data and the stop (nil: none).
+func SetBackupCopied(f func()) { backupCopied = f }

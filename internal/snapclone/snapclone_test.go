@@ -156,6 +156,19 @@ func (s *staging) replayed(t *testing.T, id int64) {
 	}
 }
 
+// caughtUp waits until the staging replayed all the WAL p has written,
+// and returns that position.
+func (s *staging) caughtUp(t *testing.T, p *pgtest.Primary) string {
+	t.Helper()
+	end := query(t, p.ConnString(), "SELECT pg_current_wal_lsn()::text")
+	deadline := time.Now().Add(time.Minute)
+	for query(t, s.connString(), "SELECT (pg_last_wal_replay_lsn() >= '"+end+"')::text") != "true" {
+		require.True(t, time.Now().Before(deadline), "the staging never replayed up to %s", end)
+		time.Sleep(20 * time.Millisecond)
+	}
+	return end
+}
+
 func (s *staging) streaming(t *testing.T) {
 	t.Helper()
 	assert.Equal(t, "streaming", query(t, s.connString(), "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')"))
@@ -377,12 +390,7 @@ func segmentBoundary(t *testing.T, sc *snapclone.Staging, st *staging, p *pgtest
 		ctx := context.Background()
 		last := p.InsertRows(t, 1)
 		p.Exec(t, "SELECT pg_switch_wal()")
-		end := query(t, p.ConnString(), "SELECT pg_current_wal_lsn()::text")
-		deadline := time.Now().Add(time.Minute)
-		for query(t, st.connString(), "SELECT (pg_last_wal_replay_lsn() >= '"+end+"')::text") != "true" {
-			require.True(t, time.Now().Before(deadline), "the staging never replayed up to %s", end)
-			time.Sleep(20 * time.Millisecond)
-		}
+		end := st.caughtUp(t, p)
 		snap, err := sc.Snapshot(ctx, filepath.Join(fsys.Dir, name+"-idle-snap"))
 		require.NoError(t, err)
 		defer func() { assert.NoError(t, sc.DeleteSnapshot(ctx, snap.Dir)) }()

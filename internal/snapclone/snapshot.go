@@ -81,6 +81,16 @@ func (s *Staging) Snapshot(ctx context.Context, dir string) (*Snapshot, error) {
 		if s.cfg.ConnString == "" {
 			return nil, fmt.Errorf("%w: ConnString is needed to snapshot the running staging in %s with the %s method (the base backup runs over it)", ErrInvalidConfig, s.cfg.DataDir, snap.Method)
 		}
+		if snap.Method == MethodReflink {
+			// FICLONE writes a file's dirty pages back before it shares
+			// its extents, one file after the other: after a restore
+			// under fsync = off, seconds per GiB. One syncfs first does it
+			// in one pass, before the backup starts, and costs nothing
+			// when nothing is dirty.
+			if err := syncFS(s.cfg.DataDir); err != nil {
+				s.log.Warn("could not sync the staging's filesystem before the snapshot; the reflinks write back what is dirty", "error", err)
+			}
+		}
 		sess, err := startBackup(ctx, s.cfg.ConnString, s.major, s.cfg.Label, s.log)
 		if err != nil {
 			return nil, err
@@ -106,6 +116,10 @@ func (s *Staging) Snapshot(ctx context.Context, dir string) (*Snapshot, error) {
 	s.log.Info("snapshot taken", "dir", dir, "consistency", snap.Consistency, "took", snap.Took, "extra_bytes", snap.ExtraBytes)
 	return snap, nil
 }
+
+// backupCopied, when set (by tests only), runs under a base backup once
+// the data directory and tablespaces are copied, before the stop.
+var backupCopied func()
 
 // copyData copies the data directory and tablespaces into the snapshot:
 // under the base backup sess when it is not nil (pg_control last, WAL
@@ -150,6 +164,9 @@ func (s *Staging) copyData(ctx context.Context, snap *Snapshot, r rules, spaces 
 		}
 	}
 	snap.Tablespaces = spaces
+	if sess != nil && backupCopied != nil {
+		backupCopied()
+	}
 	walOpts := copyOpts{reflink: snap.Method != MethodCopy, fallback: true}
 	var res backupResult
 	if sess != nil {

@@ -17,20 +17,23 @@ type rules struct {
 	tempSlot bool
 	walDir   string // pg_xlog before 10
 
-	// Opening a clone at its consistent point: signalFile (12+) with the
-	// recovery settings in the configuration, or recoveryConf (before 12)
-	// holding them.
-	signalFile   string
-	recoveryConf bool
+	// cowSettings are for a clone whose files share extents with its
+	// snapshot (btrfs, reflink): wal_init_zero off (12+) makes a new WAL
+	// segment by writing its last byte, not 16 MiB of zeros that would be
+	// new blocks. Before 12 a new segment is always zero-filled; a clone
+	// makes one only when its WAL nears the end of the current segment.
+	cowSettings [][2]string
 	// standbySettings are the recovery and standby settings of the
 	// configuration (12+) that a clone must not keep: a clone follows no
 	// one and is its own primary.
 	standbySettings []string
 }
 
+var cowSettings12 = [][2]string{{"wal_init_zero", "off"}}
+
 // standbySettings12 are the recovery settings that live in the
 // configuration from 12; before, they are in recovery.conf, which a clone
-// replaces.
+// does not keep.
 var standbySettings12 = []string{
 	"primary_conninfo", "primary_slot_name", "promote_trigger_file",
 	"restore_command", "archive_cleanup_command", "recovery_end_command",
@@ -50,15 +53,15 @@ const (
 )
 
 var versionRules = pgver.Table[rules]{
-	{Range: pgver.Range{From: pgver.V9_4, To: pgver.V9_6}, Rules: rules{walDir: "pg_xlog", recoveryConf: true}},
+	{Range: pgver.Range{From: pgver.V9_4, To: pgver.V9_6}, Rules: rules{walDir: "pg_xlog"}},
 	{Range: pgver.Range{From: pgver.V9_6, To: pgver.V10}, Rules: rules{backupAPI: true, startSQL: startSQL96, stopSQL: stopSQL96,
-		slotSQL: slotSQL96, walDir: "pg_xlog", recoveryConf: true}},
+		slotSQL: slotSQL96, walDir: "pg_xlog"}},
 	{Range: pgver.Range{From: pgver.V10, To: pgver.V12}, Rules: rules{backupAPI: true, startSQL: startSQL96, stopSQL: stopSQL10,
-		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", recoveryConf: true}},
+		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal"}},
 	{Range: pgver.Range{From: pgver.V12, To: pgver.V15}, Rules: rules{backupAPI: true, startSQL: startSQL96, stopSQL: stopSQL10,
-		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", signalFile: "recovery.signal", standbySettings: standbySettings12}},
+		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", cowSettings: cowSettings12, standbySettings: standbySettings12}},
 	{Range: pgver.Since(pgver.V15), Rules: rules{backupAPI: true, startSQL: startSQL15, stopSQL: stopSQL15,
-		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", signalFile: "recovery.signal", standbySettings: standbySettings12}},
+		slotSQL: slotSQL10, tempSlot: true, walDir: "pg_wal", cowSettings: cowSettings12, standbySettings: standbySettings12}},
 }
 
 // rulesFor returns the rules of a supported major.
