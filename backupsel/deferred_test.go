@@ -2,6 +2,8 @@ package backupsel_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,40 +22,60 @@ func zipped(t *testing.T, fx fixture) string {
 	return dir
 }
 
-// TestSelectDefersZip: a zip with pg_wal.tar is chosen without inflating
-// base.tar, learns the same identity as a full read, and restores whole.
-func TestSelectDefersZip(t *testing.T) {
+// TestSelectDefers: a zip with pg_wal.tar, or a folder whose base.tar is
+// compressed, is chosen without decoding base.tar, learns the same identity
+// as a full read, and restores whole.
+func TestSelectDefers(t *testing.T) {
 	ctx := context.Background()
-	for _, comp := range []string{"", "gz", "zst"} {
-		t.Run("base.tar"+map[string]string{"": "", "gz": ".gz", "zst": ".zst"}[comp], func(t *testing.T) {
-			fx := fixture{Compression: comp, Manifest: true, WALHeader: true, Group: true, Tablespace: "/srv/ts", TSMap: true}
-			dir := zipped(t, fx)
-			b, err := backupsel.Select(ctx, dir, backupsel.Options{})
-			require.NoError(t, err)
-			require.True(t, b.Deferred)
-			assert.Contains(t, b.Notes[len(b.Notes)-1], "not read through")
-			assert.Zero(t, b.Archives[0].Entries, "base.tar not read through")
+	for _, c := range []struct {
+		layout backupsel.Layout
+		comp   string
+	}{
+		{backupsel.LayoutZip, ""}, {backupsel.LayoutZip, "gz"}, {backupsel.LayoutZip, "zst"},
+		{backupsel.LayoutFolder, "gz"}, {backupsel.LayoutFolder, "lz4"}, {backupsel.LayoutFolder, "zst"},
+		{backupsel.LayoutDirect, "gz"},
+	} {
+		for _, manifest := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/base.tar.%s/manifest=%v", c.layout, c.comp, manifest), func(t *testing.T) {
+				fx := fixture{Compression: c.comp, Manifest: manifest, WALHeader: true, Group: true, Tablespace: "/srv/ts", TSMap: true}
+				dir := laidOut(t, fx.build(t), c.layout)
+				b, err := backupsel.Select(ctx, dir, backupsel.Options{})
+				require.NoError(t, err)
+				require.True(t, b.Deferred)
+				assert.Contains(t, b.Notes[len(b.Notes)-1], "not read through")
+				assert.Zero(t, b.Archives[0].Entries, "base.tar not read through")
+				for _, a := range b.Archives {
+					assert.Equal(t, b.Archives[0].Compression, a.Compression, "%s: magic read", a.Name)
+				}
 
-			full, err := backupsel.Select(ctx, dir, backupsel.Options{Verify: true})
-			require.NoError(t, err)
-			require.False(t, full.Deferred)
-			assert.Equal(t, "15", b.PGVersion)
-			assert.Equal(t, pgver.V15, b.Major)
-			assert.Equal(t, full.PGVersion, b.PGVersion)
-			assert.Equal(t, full.SystemIdentifier, b.SystemIdentifier)
-			assert.True(t, b.GroupAccess)
-			assert.Equal(t, full.Label, b.Label)
-			assert.Equal(t, full.Tablespaces, b.Tablespaces)
-			assert.Equal(t, full.WAL, b.WAL)
-			assert.Equal(t, full.TotalBytes, b.TotalBytes, "exact with a manifest")
+				full, err := backupsel.Select(ctx, dir, backupsel.Options{Verify: true})
+				require.NoError(t, err)
+				require.False(t, full.Deferred)
+				assert.Equal(t, "15", b.PGVersion)
+				assert.Equal(t, pgver.V15, b.Major)
+				assert.Equal(t, full.PGVersion, b.PGVersion)
+				assert.Equal(t, full.SystemIdentifier, b.SystemIdentifier)
+				assert.True(t, b.GroupAccess)
+				assert.Equal(t, full.Label, b.Label)
+				assert.Equal(t, full.Tablespaces, b.Tablespaces)
+				assert.Equal(t, full.WAL, b.WAL)
+				assert.Equal(t, full.Archives[0].Compression, b.Archives[0].Compression)
+				if manifest {
+					assert.Equal(t, full.TotalBytes, b.TotalBytes, "exact with a manifest")
+				} else {
+					assert.Positive(t, b.TotalBytes, "an estimate")
+				}
 
-			data := filepath.Join(t.TempDir(), "data")
-			res, err := b.Restore(ctx, data, backupsel.RestoreOptions{})
-			require.NoError(t, err)
-			assert.Equal(t, b.TotalBytes, res.Bytes)
-			require.NoError(t, b.Manifest.VerifyDir(ctx, data, res.Rewritten...))
-			assert.Equal(t, os.FileMode(0o640), mode(t, filepath.Join(data, "PG_VERSION")))
-		})
+				data := filepath.Join(t.TempDir(), "data")
+				res, err := b.Restore(ctx, data, backupsel.RestoreOptions{})
+				require.NoError(t, err)
+				assert.Equal(t, full.TotalBytes, res.Bytes)
+				if manifest {
+					require.NoError(t, b.Manifest.VerifyDir(ctx, data, res.Rewritten...))
+				}
+				assert.Equal(t, os.FileMode(0o640), mode(t, filepath.Join(data, "PG_VERSION")))
+			})
+		}
 	}
 }
 
@@ -79,9 +101,16 @@ func TestSelectDoesNotDefer(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, b.Deferred, "checksums need every byte")
 	})
-	t.Run("folder", func(t *testing.T) {
+	t.Run("folder with base.tar uncompressed", func(t *testing.T) {
+		dir := laidOut(t, fixture{WALHeader: true}.build(t), backupsel.LayoutFolder)
+		b, err := backupsel.Select(context.Background(), dir, backupsel.Options{})
+		require.NoError(t, err)
+		assert.False(t, b.Deferred, "its headers are read with a seek per file: cheap, and it proves the tar whole")
+		assert.NotZero(t, b.Archives[0].Entries, "base.tar read through")
+	})
+	t.Run("folder with compressed base.tar, Verify", func(t *testing.T) {
 		b := selectFixture(t, fixture{Compression: "gz", WALHeader: true}, backupsel.LayoutFolder)
-		assert.False(t, b.Deferred, "only a zip proves its entries whole without reading them")
+		assert.False(t, b.Deferred, "checksums need every byte")
 	})
 }
 
@@ -151,4 +180,85 @@ func TestSelectPassOver(t *testing.T) {
 	assert.Contains(t, next.Passed[0].Reason, "global/pg_control has system identifier")
 	_, err = next.Restore(ctx, filepath.Join(t.TempDir(), "data"), backupsel.RestoreOptions{})
 	require.NoError(t, err)
+}
+
+// TestRestoreDeferredDamaged: a compressed archive of a folder, cut short or
+// damaged, is not decoded by Select; Restore finds it, fails with a
+// NotWholeError naming the file, and leaves the data directory empty.
+func TestRestoreDeferredDamaged(t *testing.T) {
+	ctx := context.Background()
+	// Content that does not compress, so that a cut or a changed byte
+	// falls inside file data, blocks after the head Select reads (lz4
+	// frames of 4 MiB blocks here).
+	noise := make([]byte, 8<<20)
+	rand.NewChaCha8([32]byte{1}).Read(noise)
+	for _, comp := range []string{"gz", "lz4", "zst"} {
+		for _, damage := range []string{"cut short", "byte changed"} {
+			t.Run(comp+"/"+damage, func(t *testing.T) {
+				fx := fixture{Compression: comp, Manifest: true, WALHeader: true, Tablespace: "/srv/ts", TSMap: true,
+					Files: map[string]string{"base/1/16384": string(noise)}}
+				files := fx.build(t)
+				name := "base.tar." + comp
+				z := files[name]
+				if damage == "cut short" {
+					files[name] = z[:len(z)*3/4]
+				} else {
+					z = append([]byte(nil), z...)
+					z[len(z)*3/4] ^= 0x55
+					files[name] = z
+				}
+				dir := laidOut(t, files, backupsel.LayoutFolder)
+				b, err := backupsel.Select(ctx, dir, backupsel.Options{})
+				require.NoError(t, err, "Select reads only the head of a compressed base.tar")
+				require.True(t, b.Deferred)
+
+				data := filepath.Join(t.TempDir(), "data")
+				require.NoError(t, os.Mkdir(data, 0o700))
+				_, err = b.Restore(ctx, data, backupsel.RestoreOptions{})
+				var nw *backupsel.NotWholeError
+				require.ErrorAs(t, err, &nw)
+				assert.Equal(t, "PostgreSQL_T20261124100000", nw.Backup)
+				assert.ErrorContains(t, err, filepath.Join(b.Location, name))
+				var ae *backupsel.ArchiveError
+				assert.ErrorAs(t, err, &ae, "the damage is the archive's")
+				entries, err := os.ReadDir(data)
+				require.NoError(t, err)
+				assert.Empty(t, entries, "a restore found not whole leaves the data directory empty")
+				assert.NoDirExists(t, filepath.Join(data+".tablespaces", "16400"), "nor the tablespace directory it made")
+
+				_, err = backupsel.Select(ctx, dir, backupsel.Options{Verify: true})
+				require.ErrorIs(t, err, backupsel.ErrNoBackup, "a full read refuses the same backup")
+				assert.ErrorContains(t, err, name)
+			})
+		}
+	}
+}
+
+// TestRestoreDeferredDamagedTablespace: a tablespace archive is deferred as
+// base.tar is; one that does not open as a tar is refused by Select, one
+// cut short by Restore.
+func TestRestoreDeferredDamagedTablespace(t *testing.T) {
+	ctx := context.Background()
+	name := "16400.tar.gz"
+	fx := fixture{Compression: "gz", WALHeader: true, Tablespace: "/srv/ts", TSMap: true}
+
+	files := fx.build(t)
+	files[name] = []byte("\x1f\x8b not gzip")
+	b, err := backupsel.Select(ctx, laidOut(t, files, backupsel.LayoutFolder), backupsel.Options{})
+	require.ErrorIs(t, err, backupsel.ErrNoBackup)
+	assert.ErrorContains(t, err, name)
+	assert.Nil(t, b)
+
+	files = fx.build(t)
+	files[name] = files[name][:len(files[name])-10]
+	b, err = backupsel.Select(ctx, laidOut(t, files, backupsel.LayoutFolder), backupsel.Options{})
+	require.NoError(t, err)
+	require.True(t, b.Deferred)
+	data := filepath.Join(t.TempDir(), "data")
+	_, err = b.Restore(ctx, data, backupsel.RestoreOptions{})
+	var nw *backupsel.NotWholeError
+	require.ErrorAs(t, err, &nw)
+	assert.ErrorContains(t, err, name)
+	assert.NoDirExists(t, data)
+	assert.NoDirExists(t, filepath.Join(data+".tablespaces", "16400"))
 }

@@ -27,24 +27,27 @@
 // [ErrNoBackup] and says what each candidate lacked.
 //
 // Select reads tar headers, not contents, of uncompressed archives (a seek per
-// file); compressed archives in a folder are decoded once to prove they are
-// whole. It learns the backup's major version (PG_VERSION), system
+// file). It learns the backup's major version (PG_VERSION), system
 // identifier (global/pg_control), backup_label and tablespaces, so callers can
 // check them against the staging binaries and the source.
 //
-// A zip is different: its central directory, which zip writes last, proves
-// the copy complete, and each entry's CRC-32 is checked as it is read. So
-// unless [Options.Verify] asks for checksums, Select does not inflate
-// base.tar (a second pass over it would be a large part of the restore's
-// cost): it reads backup_label and tablespace_map, which pg_basebackup sends
-// first, and takes the major version and system identifier from the first
-// page header of the WAL segment the backup starts in, in pg_wal.tar. The
-// result says [Backup.Deferred], and [Backup.Restore] checks PG_VERSION,
-// global/pg_control and the backup_manifest names and sizes as it writes,
-// failing with a [*NotWholeError] (what it wrote removed) when
-// they disagree. Where the small parts do not tell enough (WAL inside
-// base.tar, tablespaces without tablespace_map, a WAL page magic of a
-// version not known here) Select reads the zip through as before.
+// A zip, and a compressed base.tar (.gz, .lz4, .zst), are different: they
+// prove themselves whole as they are read (a zip's central directory, which
+// zip writes last, and each entry's CRC-32; a compressed stream's trailer
+// and checksums, and the tar's end-of-archive blocks). So unless
+// [Options.Verify] asks for checksums, Select does not decode base.tar (a
+// second pass over it would be a large part of the restore's cost): it
+// reads backup_label and tablespace_map, which pg_basebackup sends first,
+// checks that each tablespace archive opens (magic and first header), and
+// takes the major version and system identifier from the first page header
+// of the WAL segment the backup starts in, in pg_wal.tar. The result says
+// [Backup.Deferred], and [Backup.Restore] reads every archive to its end and
+// checks PG_VERSION, global/pg_control and the backup_manifest names and
+// sizes as it writes, failing with a [*NotWholeError] (what it wrote
+// removed) when a stream is cut short or damaged or they disagree. Where the
+// small parts do not tell enough (WAL inside base.tar, tablespaces without
+// tablespace_map, a WAL page magic of a version not known here) Select
+// reads every archive through as before.
 //
 // Exactly one backup path is supported: a string holding os.PathListSeparator
 // that does not exist as a path is refused with [ErrMultiplePaths].

@@ -113,8 +113,10 @@ func (e *ArchiveError) Unwrap() []error {
 
 // NotWholeError is returned by Restore of a deferred backup (see
 // [Backup.Deferred]) whose contents fail a check Select would otherwise
-// have made: PG_VERSION or global/pg_control missing or not matching the
-// backup's WAL, or names and sizes not matching backup_manifest. Restore
+// have made: an archive cut short or damaged (Err is then the
+// [*ArchiveError] naming it), PG_VERSION or global/pg_control missing or not
+// matching the backup's WAL, or names and sizes not matching
+// backup_manifest. Restore
 // has removed what it wrote: the data directory and tablespace directories
 // it created are gone, and ones that existed are empty (with
 // RestoreOptions.Overwrite, what they held before Restore is gone too).

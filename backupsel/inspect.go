@@ -83,8 +83,8 @@ func inspect(ctx context.Context, c Candidate, opts Options, settle time.Duratio
 		b.Manifest, b.manifestRaw = m, raw
 	}
 	st := newScanState()
-	if c.Layout == LayoutZip && !opts.Verify {
-		if b.Deferred, err = b.inspectZip(ctx, st); err != nil {
+	if !opts.Verify {
+		if b.Deferred, err = b.inspectDeferred(ctx, st); err != nil {
 			return nil, err
 		}
 		if !b.Deferred { // read everything, as for a folder

@@ -129,17 +129,23 @@ func TestRealBackups(t *testing.T) {
 						if major >= 13 {
 							require.NotNil(t, sel.Manifest, "13+ backups carry backup_manifest")
 						}
-						assert.False(t, sel.Deferred, "Verify reads everything")
-						if layout == pgtest.LayoutZip {
-							// Without Verify, a zip with pg_wal.tar is
-							// deferred: identity from the WAL header, the
-							// content checks in Restore (which restores it).
+						hasWALArchive := false
+						for _, a := range sel.Archives {
+							hasWALArchive = hasWALArchive || a.Role == backupsel.RoleWAL
+						}
+						compressed := baseCompression[form] != backupsel.CompressionNone
+						if layout == pgtest.LayoutDirect { // selected without Verify
+							assert.Equal(t, hasWALArchive && compressed, sel.Deferred, "deferred exactly when compressed, with pg_wal.tar")
+						} else {
+							assert.False(t, sel.Deferred, "Verify reads everything")
+						}
+						if layout == pgtest.LayoutZip || layout == pgtest.LayoutFolder && compressed {
+							// Without Verify, a zip or a compressed folder
+							// backup with pg_wal.tar is deferred: identity
+							// from the WAL header, the content checks in
+							// Restore (which restores it).
 							quick, err := backupsel.Select(ctx, paths[layout], backupsel.Options{Settle: 50 * time.Millisecond})
 							require.NoError(t, err)
-							hasWALArchive := false
-							for _, a := range quick.Archives {
-								hasWALArchive = hasWALArchive || a.Role == backupsel.RoleWAL
-							}
 							assert.Equal(t, hasWALArchive, quick.Deferred, "deferred exactly when the WAL is in pg_wal.tar")
 							assert.Equal(t, sel.Major, quick.Major)
 							assert.Equal(t, sel.PGVersion, quick.PGVersion)

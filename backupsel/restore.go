@@ -91,7 +91,9 @@ type RestoreResult struct {
 // backup uses group access (Backup.GroupAccess).
 //
 // For a deferred backup (Backup.Deferred), Restore also makes the checks
-// Select left to it: PG_VERSION and global/pg_control present and agreeing
+// Select left to it: base.tar and the tablespace archives whole (read to
+// their end, cut short or damaged nowhere), PG_VERSION and
+// global/pg_control present and agreeing
 // with the major version and system identifier Select read from the WAL,
 // and every file's name and size agreeing with backup_manifest. A failure
 // is a [*NotWholeError], and what Restore wrote is removed as on any

@@ -17,8 +17,17 @@ import (
 
 func selectFixture(t *testing.T, fx fixture, layout backupsel.Layout) *backupsel.Backup {
 	t.Helper()
+	b, err := backupsel.Select(context.Background(), laidOut(t, fx.build(t), layout), backupsel.Options{Verify: true})
+	require.NoError(t, err)
+	require.Equal(t, layout, b.Layout)
+	return b
+}
+
+// laidOut writes the backup files as the only backup of a new backup path,
+// in layout, and returns the path.
+func laidOut(t *testing.T, files map[string][]byte, layout backupsel.Layout) string {
+	t.Helper()
 	dir := t.TempDir()
-	files := fx.build(t)
 	switch layout {
 	case backupsel.LayoutFolder:
 		writeFiles(t, filepath.Join(dir, "PostgreSQL_T20261124100000"), files)
@@ -27,10 +36,7 @@ func selectFixture(t *testing.T, fx fixture, layout backupsel.Layout) *backupsel
 	case backupsel.LayoutZip:
 		writeZip(t, filepath.Join(dir, "PostgreSQL_T20261124.zip"), files, "")
 	}
-	b, err := backupsel.Select(context.Background(), dir, backupsel.Options{Verify: true})
-	require.NoError(t, err)
-	require.Equal(t, layout, b.Layout)
-	return b
+	return dir
 }
 
 func mode(t *testing.T, p string) os.FileMode {

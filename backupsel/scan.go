@@ -93,7 +93,7 @@ func scanArchive(ctx context.Context, b *Backup, a *Archive, st *scanState) erro
 				return err
 			}
 			st.walHead = head[:n]
-			return nil // no checksums in this mode (see inspectZip)
+			return nil // no checksums in this mode (see inspectDeferred)
 		}
 		var small *[]byte
 		if a.Role == RoleBase {

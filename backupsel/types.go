@@ -33,7 +33,7 @@ type Options struct {
 	// Logger receives one debug line per candidate; nil discards.
 	Logger *slog.Logger
 	// PassOver lists candidates already found not whole, by Location, with
-	// the Reason to report: typically a deferred zip whose Restore failed
+	// the Reason to report: typically a deferred backup whose Restore failed
 	// with a NotWholeError, so that selecting again takes the next one.
 	PassOver []Candidate
 }
@@ -131,7 +131,8 @@ type Backup struct {
 	TotalBytes int64
 
 	// Deferred is true when Select did not read base.tar (nor the
-	// tablespace archives) through, because a zip proved them whole; see
+	// tablespace archives) through, because they prove themselves whole as
+	// Restore reads them (a zip's entries, compressed archives); see
 	// [Select]. Restore then makes the checks that need their contents.
 	Deferred bool
 

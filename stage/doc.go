@@ -29,9 +29,10 @@
 //     stopped and its data directory empty, so Link can run again. A process
 //     killed in the middle of Link leaves its step in the state file; Link in
 //     the next process stops the server the dead one started and empties
-//     what it restored, then links. A zip that
+//     what it restored, then links. A backup that
 //     Restore finds not whole ([backupsel.NotWholeError]: Select does not
-//     inflate a zip's base.tar, see [backupsel.Backup.Deferred]) is passed
+//     decode the base.tar of a zip or a compressed one, see
+//     [backupsel.Backup.Deferred]) is passed
 //     over as Select would have passed it over, and the next backup by
 //     precedence is checked and restored.
 //   - [Linker.Sync] (pre-sync hooks, a snapshot, post-sync hooks) and

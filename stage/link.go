@@ -263,9 +263,9 @@ func (j *job) restore(ctx context.Context) error {
 	return nil
 }
 
-// passOver handles a restore that failed: a deferred zip (see
-// backupsel.Backup.Deferred) can be found not whole only while restoring
-// it. It is passed over, as Select would have, and the next backup by
+// passOver handles a restore that failed: a deferred backup (a zip, or
+// compressed archives; see backupsel.Backup.Deferred) can be found not
+// whole only while restoring it. It is passed over, as Select would have, and the next backup by
 // precedence is selected and checked as preflight checked the first. Any
 // other failure is returned as it is.
 func (j *job) passOver(ctx context.Context, err error) error {

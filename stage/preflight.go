@@ -77,8 +77,8 @@ func versionProblem(b *backupsel.Backup, binDir string, bin pgver.Major) *Proble
 	return &Problem{Check: "version", What: e.Error(), Do: "set Staging.BinDir to PostgreSQL " + b.PGVersion + " binaries (a standby runs the source's major version)", Err: e}
 }
 
-// nextBackup selects again after Restore found b not whole (a deferred zip,
-// see backupsel.Backup.Deferred), passing over every backup found so, and
+// nextBackup selects again after Restore found b not whole (a deferred
+// backup, see backupsel.Backup.Deferred), passing over every backup found so, and
 // checks the one chosen as preflight checked the first.
 func (l *Linker) nextBackup(ctx context.Context, pf *preflight) (*backupsel.Backup, error) {
 	b, err := backupsel.Select(ctx, l.cfg.BackupPath, l.selectOptions(pf.passOver))

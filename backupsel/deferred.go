@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,26 +13,37 @@ import (
 	"syscall"
 )
 
-// inspectZip is Select's way through a zip when checksums are not asked
-// for. The central directory, which zip writes last, proves the copy
-// complete, and every entry's CRC-32 is checked as Restore reads it, so
-// base.tar and the tablespace archives need not be inflated here just to
-// prove them whole: a second pass over a large deflated base.tar is most of
-// a restore's cost. What Select must know before a restore comes from the
-// small parts instead:
+// inspectDeferred is Select's way through a zip, or a folder whose base.tar
+// is compressed, when checksums are not asked for. Either proves itself
+// whole as Restore reads it, so base.tar and the tablespace archives need
+// not be decoded here first: a second pass over a large compressed base.tar
+// is most of a restore's cost.
+//   - A zip: its central directory, which zip writes last, proves the copy
+//     complete, and every entry's CRC-32 is checked as it is read.
+//   - A compressed archive: the decoder checks the stream's own end (gzip's
+//     CRC-32 and length, the frame end and checksums of lz4 and zstd) and
+//     the tar's end-of-archive blocks as Restore reads it to the end. A full
+//     decode in Select would catch exactly the same damage, no more.
+//
+// What Select must know before a restore comes from the small parts instead:
 //   - backup_label and tablespace_map, the first entries of base.tar
 //     (pg_basebackup sends them before the data directory);
 //   - the major version and system identifier, from the long page header of
 //     the segment the backup starts in, in pg_wal.tar (read whole, as it
-//     holds the WAL the backup needs).
+//     holds the WAL the backup needs);
+//   - that each tablespace archive opens: its magic and first tar header
+//     (scanHead stops at the first entry it does not want).
 //
 // It reports false, having decided nothing, when that is not possible (WAL
 // inside base.tar, tablespaces without tablespace_map, a WAL page magic of
-// a version it does not know): Select then reads the whole zip. The checks
-// that need base.tar's contents (PG_VERSION, global/pg_control and its
-// system identifier, names and sizes against backup_manifest) are made by
-// Restore while it writes; see [Backup.Restore].
-func (b *Backup) inspectZip(ctx context.Context, st *scanState) (bool, error) {
+// a version it does not know), or when a folder's base.tar is not
+// compressed (its headers are read with a seek per file, which is cheap):
+// Select then reads every archive through. The checks that need base.tar's
+// contents (PG_VERSION, global/pg_control and its system identifier, names
+// and sizes against backup_manifest) are made by Restore while it writes,
+// and a stream found damaged then is a [*NotWholeError]; see
+// [Backup.Restore].
+func (b *Backup) inspectDeferred(ctx context.Context, st *scanState) (bool, error) {
 	var walArchive *Archive
 	for i := range b.Archives {
 		if b.Archives[i].Role == RoleWAL {
@@ -44,6 +56,9 @@ func (b *Backup) inspectZip(ctx context.Context, st *scanState) (bool, error) {
 	if err := scanHead(ctx, b, &b.Archives[0], st); err != nil {
 		return false, err
 	}
+	if b.Layout != LayoutZip && b.Archives[0].Compression == CompressionNone {
+		return false, nil
+	}
 	if st.backupLabel == nil {
 		return false, nil // let the full scan name what is wrong
 	}
@@ -51,9 +66,17 @@ func (b *Backup) inspectZip(ctx context.Context, st *scanState) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, a := range b.Archives {
-		if a.Role == RoleTablespace && !st.haveTablespaceMap {
+	for i, a := range b.Archives {
+		if a.Role != RoleTablespace {
+			continue
+		}
+		if !st.haveTablespaceMap {
 			return false, nil // the locations are links somewhere in base.tar
+		}
+		// What is cheap to check: that it opens, its magic and its first
+		// tar header (a damaged stream further on is Restore's to find).
+		if err := scanHead(ctx, b, &b.Archives[i], newScanState()); err != nil {
+			return false, err
 		}
 	}
 	st.startSeg = label.StartWALFile
@@ -83,15 +106,48 @@ func (b *Backup) inspectZip(ctx context.Context, st *scanState) (bool, error) {
 			b.TotalBytes += f.Size
 		}
 	} else {
-		for _, a := range b.Archives {
-			if a.Role != RoleWAL {
-				b.TotalBytes += a.usize
+		for i := range b.Archives {
+			if b.Archives[i].Role != RoleWAL {
+				b.TotalBytes += b.contentEstimate(&b.Archives[i])
 			}
 		}
 	}
-	b.Notes = append(b.Notes, "base.tar was not read through: the zip's central directory and CRC-32s prove it whole; "+
+	proof := "its decoder checks the stream whole (trailer, checksums, tar end blocks) as Restore reads it"
+	if b.Layout == LayoutZip {
+		proof = "the zip's central directory and CRC-32s prove it whole"
+	}
+	b.Notes = append(b.Notes, b.Archives[0].Name+" was not read through: "+proof+"; "+
 		"Restore checks PG_VERSION, global/pg_control and the backup_manifest sizes as it writes")
 	return true, nil
+}
+
+// contentEstimate is what a deferred Select takes for the content of an
+// archive it did not read, without a backup_manifest to say it exactly
+// (before PostgreSQL 13): a zip entry's uncompressed size; for a gzip file
+// its trailer's length, which is modulo 4 GiB (taken as the first value
+// above half the stored size, as deflate never doubles its input); else the
+// stored size.
+func (b *Backup) contentEstimate(a *Archive) int64 {
+	if b.Layout == LayoutZip {
+		return a.usize
+	}
+	if a.Compression != CompressionGzip || a.Size < 18 {
+		return a.Size
+	}
+	f, err := os.Open(a.path)
+	if err != nil {
+		return a.Size
+	}
+	defer f.Close()
+	var isize [4]byte
+	if _, err := f.ReadAt(isize[:], a.Size-4); err != nil {
+		return a.Size
+	}
+	n := int64(binary.LittleEndian.Uint32(isize[:]))
+	for n < a.Size/2 {
+		n += 1 << 32
+	}
+	return n
 }
 
 // errStopWalk ends a tar walk early.
