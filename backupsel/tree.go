@@ -33,13 +33,17 @@ func (t *tree) prepareDir(dir string, overwrite bool, what string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// A failed restore removes what it made: the highest directory
+		// missing here (such as <dataDir>.tablespaces above a
+		// tablespace's own) holds nothing else.
+		made := highestMissing(dir)
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return fmt.Errorf("backupsel: %s: %w", what, err)
 		}
 		if err := os.Mkdir(dir, t.fm.dirMode); err != nil {
 			return fmt.Errorf("backupsel: %s: %w", what, err)
 		}
-		t.removeOnFail = append(t.removeOnFail, dir)
+		t.removeOnFail = append(t.removeOnFail, made)
 	case err != nil:
 		if errors.Is(err, fs.ErrPermission) {
 			return &PermissionError{Path: dir, Need: "read+write+execute", Err: err}
@@ -81,6 +85,21 @@ func (t *tree) undo() {
 		for _, e := range entries {
 			os.RemoveAll(filepath.Join(d, e.Name()))
 		}
+	}
+}
+
+// highestMissing returns the highest of dir and its parents that does not
+// exist: the one directory to remove to take away everything made below.
+func highestMissing(dir string) string {
+	for {
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		if _, err := os.Lstat(parent); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return dir
+		}
+		dir = parent
 	}
 }
 
