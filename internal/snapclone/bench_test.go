@@ -97,19 +97,21 @@ func TestBenchSnapshotClone(t *testing.T) {
 			t0 := time.Now()
 			execSQL(t, st.connString(), "CHECKPOINT")
 			t.Logf("bench: %s restartpoint before the first snapshot (Link's first sync runs one): %.3f s", fsys.Type, time.Since(t0).Seconds())
+			var copySum, cpSum time.Duration
 			for i := 0; i < runs; i++ {
 				// On ext4, cp -a of the same directory in the same round,
 				// first in every other round, each after an untimed sync of
 				// the loop and host filesystems: neither pays for what the
 				// other (or the restore, or the last round's clone) left
-				// dirty. Both read
-				// the staging from the page cache (the restore left it
-				// there).
+				// dirty. Both read the staging from the page cache (the
+				// restore left it there).
 				ext4 := fsys.Type == "ext4"
 				cpFirst := ext4 && i%2 == 1
 				if cpFirst {
 					settle(t, fsys, i+1, "cp -a")
-					t.Logf("bench: ext4 cp -a round %d (first): %s", i+1, cpA(t, st.data, filepath.Join(fsys.Dir, "cp-a")))
+					d, msg := cpA(t, st.data, filepath.Join(fsys.Dir, "cp-a"))
+					cpSum += d
+					t.Logf("bench: ext4 cp -a round %d (first): %s", i+1, msg)
 				}
 				if ext4 {
 					settle(t, fsys, i+1, "the copy")
@@ -118,9 +120,12 @@ func TestBenchSnapshotClone(t *testing.T) {
 				snap, err := sc.Snapshot(ctx, filepath.Join(fsys.Dir, fmt.Sprintf("snap%d", i)))
 				require.NoError(t, err)
 				snapTime := time.Since(t0)
+				copySum += snapTime
 				if ext4 && !cpFirst {
 					settle(t, fsys, i+1, "cp -a")
-					t.Logf("bench: ext4 cp -a round %d (second): %s", i+1, cpA(t, st.data, filepath.Join(fsys.Dir, "cp-a")))
+					d, msg := cpA(t, st.data, filepath.Join(fsys.Dir, "cp-a"))
+					cpSum += d
+					t.Logf("bench: ext4 cp -a round %d (second): %s", i+1, msg)
 				}
 				t0 = time.Now()
 				c, err := sc.Clone(ctx, snap.Dir, snapclone.CloneOptions{Dir: filepath.Join(fsys.Dir, fmt.Sprintf("clone%d", i)), Port: pgtest.FreePort(t), ListenAddresses: "127.0.0.1"})
@@ -130,6 +135,12 @@ func TestBenchSnapshotClone(t *testing.T) {
 					fsys.Type, snap.Method, i+1, snapTime.Seconds(), snap.Consistency, mib(snap.ExtraBytes), cloneTime.Seconds(), mib(c.ExtraBytes))
 				require.NoError(t, sc.DestroyClone(ctx, c.Dir))
 				require.NoError(t, sc.DeleteSnapshot(ctx, snap.Dir))
+			}
+			if fsys.Type == "ext4" && runs > 0 {
+				// Over the run: a round's pair swings with the shared
+				// disk's writeback, the sums less.
+				t.Logf("bench: ext4 over %d rounds: copy %.3f s, cp -a %.3f s, ratio %.2f",
+					runs, copySum.Seconds(), cpSum.Seconds(), copySum.Seconds()/cpSum.Seconds())
 			}
 		})
 	}
@@ -158,8 +169,9 @@ func pageCache(t *testing.T) string {
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 // cpA times `cp -a` of dir and a sync of its filesystem (the copy method
-// syncs too), then removes the copy.
-func cpA(t *testing.T, dir, dst string) string {
+// syncs too), then removes the copy. It returns the total and, for the
+// log, the two parts.
+func cpA(t *testing.T, dir, dst string) (time.Duration, string) {
 	t.Helper()
 	t0 := time.Now()
 	out, err := exec.Command("cp", "-a", dir, dst).CombinedOutput()
@@ -169,7 +181,7 @@ func cpA(t *testing.T, dir, dst string) string {
 	require.NoError(t, err, "%s", out)
 	t2 := time.Now()
 	require.NoError(t, os.RemoveAll(dst))
-	return fmt.Sprintf("%.3f s (cp %.3f s, sync %.3f s)", t2.Sub(t0).Seconds(), t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds())
+	return t2.Sub(t0), fmt.Sprintf("%.3f s (cp %.3f s, sync %.3f s)", t2.Sub(t0).Seconds(), t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds())
 }
 
 // settle syncs the loop filesystem, then the host filesystem holding its
