@@ -220,7 +220,17 @@ func (s *Staging) copySnapshot(ctx context.Context, snap *Snapshot, c *Clone) er
 	if err := os.Mkdir(filepath.Join(c.DataDir, "pg_replslot"), 0o700); err != nil {
 		return fmt.Errorf("snapclone: %w", err)
 	}
-	return s.user.Chown(filepath.Join(c.DataDir, "pg_replslot"))
+	if err := s.user.Chown(filepath.Join(c.DataDir, "pg_replslot")); err != nil {
+		return err
+	}
+	if snap.Method == MethodBtrfs && len(c.Tablespaces) == 0 {
+		return nil // a subvolume snapshot, nothing copied
+	}
+	// One syncfs for everything copied above (copyTree does not sync).
+	if err := syncFS(c.Dir); err != nil {
+		return noSpace(fmt.Errorf("snapclone: syncing the clone %s: %w", c.Dir, err), c.Dir, "syncing the clone")
+	}
+	return nil
 }
 
 // checkPort fails with ErrPortInUse when a server already answers on the

@@ -30,8 +30,9 @@ type copyOpts struct {
 // copyTree copies the tree src into dst, which must not exist, keeping
 // modes, owners (when root) and symbolic links as they are. Files that
 // vanish while it runs (a running server drops and recycles files) are
-// left out, as pg_basebackup does. It syncs the destination filesystem at
-// the end.
+// left out, as pg_basebackup does. It does not sync: its callers sync the
+// destination's filesystem once, when everything is copied (a syncfs per
+// tree paid for the same writeback again each time).
 func copyTree(ctx context.Context, src, dst string, o copyOpts) error {
 	lastSet := map[string]bool{}
 	for _, l := range o.last {
@@ -88,7 +89,7 @@ func copyTree(ctx context.Context, src, dst string, o copyOpts) error {
 			return err
 		}
 	}
-	return syncFS(dst)
+	return nil
 }
 
 // copyEntry copies one directory (made empty), symbolic link or regular

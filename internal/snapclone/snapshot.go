@@ -192,7 +192,14 @@ func (s *Staging) copyData(ctx context.Context, snap *Snapshot, r rules, spaces 
 		return err
 	}
 	if sess != nil && res.spcmap != "" {
-		return s.writeDataFile(snap.DataDir, "tablespace_map", tablespaceMap(spaces))
+		if err := s.writeDataFile(snap.DataDir, "tablespace_map", tablespaceMap(spaces)); err != nil {
+			return err
+		}
+	}
+	// One syncfs for the data directory, tablespaces and WAL (all under
+	// snap.Dir, one filesystem), as `cp -a` and one `sync` would.
+	if err := syncFS(snap.Dir); err != nil {
+		return noSpace(fmt.Errorf("snapclone: syncing the snapshot %s: %w", snap.Dir, err), snap.Dir, "syncing the snapshot")
 	}
 	return nil
 }
