@@ -90,8 +90,22 @@ func (s *Standby) connectQuery(ctx context.Context) (*pgconn.PgConn, error) {
 		return nil, err
 	}
 	pc.Password = "" // not the one a PGPASSWORD of this process would give
-	return pgconn.ConnectConfig(ctx, pc)
+	conn, err := pgconn.ConnectConfig(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	// A staging inherits the source's settings: with log_statement = 'all'
+	// or log_min_duration_statement = 0, as many sources have, each
+	// question (every second from the replay monitor) would be a log line
+	// for the server to write and the watcher to read, for ever. Only a
+	// superuser may turn them off: for another QueryUser the questions
+	// stay logged, which costs log lines, not correctness.
+	conn.Exec(ctx, quietSession).ReadAll()
+	return conn, nil
 }
+
+// quietSession keeps the session's statements out of the server log.
+const quietSession = "SELECT set_config('log_statement', 'none', false), set_config('log_min_duration_statement', '-1', false), set_config('log_duration', 'off', false)"
 
 func (s *Standby) closeQuery() {
 	if s.qconn != nil {
