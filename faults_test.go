@@ -116,11 +116,13 @@ func linkStaging(t *testing.T, cfg stage.Config) *staging {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// s.l, not l: a test may replace the Linker (Close, then Open),
+		// and the one it ends with is the one that can stop the server.
 		if t.Failed() {
-			t.Logf("staging log:\n%s", pgtest.Tail(filepath.Join(l.Config().Staging.StateDir, "log", "staging.log"), 40))
+			t.Logf("staging log:\n%s", pgtest.Tail(filepath.Join(s.l.Config().Staging.StateDir, "log", "staging.log"), 40))
 		}
-		l.Disable(ctx)
-		l.Close()
+		s.l.Disable(ctx)
+		s.l.Close()
 	})
 	require.NoError(t, l.Link(context.Background()))
 	return s

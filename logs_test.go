@@ -95,7 +95,7 @@ func outage(t *testing.T, s *staging, p *pgtest.Primary) {
 }
 
 // waitFiles waits until the log directory holds at most n staging logs
-// (the Linker prunes every second) and returns them.
+// (the Linker prunes every second while the log moves) and returns them.
 func waitFiles(t *testing.T, dir string, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)

@@ -8,7 +8,8 @@
 #   bench/faults.sh     PostgreSQL 15 unless PGSTAGE_PG_VERSIONS names
 #                       majors; PGSTAGE_BENCH_RUNS rounds of the real-server
 #                       tests (default 3); PGSTAGE_BENCH_WINDOW the CPU window
-#                       (default 60s)
+#                       (default 60s); PGSTAGE_BENCH_SETTLE the wait before the
+#                       windows, no Linker first, then one (default 150s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-postgres >/dev/null

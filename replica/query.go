@@ -22,6 +22,31 @@ const queryTimeout = 5 * time.Second
 // a connection found broken is replaced once, so a restarted server is
 // asked again at once. Close releases it.
 func (s *Standby) queryRow(ctx context.Context, sql string) ([][]byte, error) {
+	return s.ask(ctx, func(ctx context.Context, c *pgconn.PgConn) ([]*pgconn.Result, error) {
+		return c.Exec(ctx, sql).ReadAll()
+	})
+}
+
+// preparedRow is queryRow for a question asked again and again (the
+// replay monitor's, every second): the server parses and plans it once per
+// connection rather than at each ask, which was most of what answering
+// cost it. name is the statement's name on the connection.
+func (s *Standby) preparedRow(ctx context.Context, name, sql string) ([][]byte, error) {
+	return s.ask(ctx, func(ctx context.Context, c *pgconn.PgConn) ([]*pgconn.Result, error) {
+		if !s.qprepared[name] {
+			if _, err := c.Prepare(ctx, name, sql, nil); err != nil {
+				return nil, err
+			}
+			s.qprepared[name] = true
+		}
+		// No result formats: every column in text, as Exec gives them.
+		return []*pgconn.Result{c.ExecPrepared(ctx, name, nil, nil, nil).Read()}, nil
+	})
+}
+
+// ask runs one question over the kept connection (see queryRow) and
+// returns the first row of its first result.
+func (s *Standby) ask(ctx context.Context, q func(context.Context, *pgconn.PgConn) ([]*pgconn.Result, error)) ([][]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
@@ -31,9 +56,12 @@ func (s *Standby) queryRow(ctx context.Context, sql string) ([][]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			s.qconn = conn
+			s.qconn, s.qprepared = conn, map[string]bool{}
 		}
-		res, err := s.qconn.Exec(cctx, sql).ReadAll()
+		res, err := q(cctx, s.qconn)
+		if err == nil && len(res) > 0 {
+			err = res[0].Err
+		}
 		if err != nil {
 			s.closeQuery()
 			if !fresh && attempt == 0 && cctx.Err() == nil {
@@ -62,13 +90,27 @@ func (s *Standby) connectQuery(ctx context.Context) (*pgconn.PgConn, error) {
 		return nil, err
 	}
 	pc.Password = "" // not the one a PGPASSWORD of this process would give
-	return pgconn.ConnectConfig(ctx, pc)
+	conn, err := pgconn.ConnectConfig(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	// A staging inherits the source's settings: with log_statement = 'all'
+	// or log_min_duration_statement = 0, as many sources have, each
+	// question (every second from the replay monitor) would be a log line
+	// for the server to write and the watcher to read, for ever. Only a
+	// superuser may turn them off: for another QueryUser the questions
+	// stay logged, which costs log lines, not correctness.
+	conn.Exec(ctx, quietSession).ReadAll()
+	return conn, nil
 }
+
+// quietSession keeps the session's statements out of the server log.
+const quietSession = "SELECT set_config('log_statement', 'none', false), set_config('log_min_duration_statement', '-1', false), set_config('log_duration', 'off', false)"
 
 func (s *Standby) closeQuery() {
 	if s.qconn != nil {
 		s.qconn.Close(context.Background())
-		s.qconn = nil
+		s.qconn, s.qprepared = nil, nil
 	}
 }
 

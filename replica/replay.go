@@ -59,15 +59,18 @@ func (s *Standby) Replay(ctx context.Context) (Replay, error) {
 	if !r.hotStandby || !r.walReceiverView {
 		return Replay{}, ErrWarmStandby
 	}
-	// Status is NULL for a role that may not see the walreceiver's details:
-	// "unknown" then, which still says one runs. Times come as epoch
-	// microseconds, whatever the session's DateStyle and TimeZone.
-	sql := fmt.Sprintf(`SELECT coalesce((SELECT coalesce(status, 'unknown') FROM pg_stat_wal_receiver), ''),
+	// Status is NULL for a role that may not see the walreceiver's details
+	// (pid is not): "unknown" then, which still says one runs. Times come as
+	// epoch microseconds, whatever the session's DateStyle and TimeZone. The
+	// view is read once (a join, not a subquery per column), and the
+	// statement is prepared: the monitor asks it every second.
+	sql := fmt.Sprintf(`SELECT CASE WHEN w.pid IS NULL THEN '' ELSE coalesce(w.status, 'unknown') END,
 		coalesce(%s()::text, ''), coalesce(%s()::text, ''),
-		(SELECT (extract(epoch FROM last_msg_receipt_time) * 1000000)::bigint FROM pg_stat_wal_receiver),
+		(extract(epoch FROM w.last_msg_receipt_time) * 1000000)::bigint,
 		(extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::bigint,
-		%s()`, r.funcs.receiveLSN, r.funcs.replayLSN, r.funcs.replayPaused)
-	row, err := s.queryRow(ctx, sql)
+		%s()
+		FROM (SELECT) one LEFT JOIN pg_stat_wal_receiver w ON true`, r.funcs.receiveLSN, r.funcs.replayLSN, r.funcs.replayPaused)
+	row, err := s.preparedRow(ctx, "pgstage_replay", sql)
 	if err != nil {
 		return Replay{}, fmt.Errorf("replica: asking the standby about replay: %w", err)
 	}

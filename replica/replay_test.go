@@ -3,6 +3,7 @@ package replica_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 func TestReplayReal(t *testing.T) {
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		t.Parallel()
-		p := pgtest.StartPrimary(t, major, pgtest.Options{})
+		// A source that logs every statement: the standby inherits it, and
+		// the questions must stay out of its log (checked at the end).
+		p := pgtest.StartPrimary(t, major, pgtest.Options{Settings: map[string]string{"log_statement": "'all'"}})
 		b := pgtest.TakeBackup(t, p, pgtest.BackupOptions{Form: pgtest.Forms(major)[0]})
 		s, _ := newStandby(t, p, b, nil)
 		_, err := s.Setup(context.Background())
@@ -60,6 +63,14 @@ func TestReplayReal(t *testing.T) {
 
 		p.Start(t)
 		waitFor(t, func() bool { return replay().Streaming() }, "streaming to resume")
+		standbyExec(t, s, "SELECT 'logged, as the source says'")
+		// Once the statement above is in the log (the standby does log
+		// statements, else the check proves nothing), so are the questions
+		// before it, had they been logged.
+		var log string
+		waitFor(t, func() bool { log = s.LogTail(400); return strings.Contains(log, "logged, as the source says") },
+			"the standby to log a statement")
+		assert.False(t, strings.Contains(log, "pg_stat_wal_receiver"), "a question of Replay or WaitStreaming was logged")
 	})
 }
 

@@ -111,6 +111,8 @@ type Standby struct {
 	checked Major // the major version found to match the binaries, 0 before
 
 	qconn *pgconn.PgConn // kept between queries (see queryRow)
+	// qprepared names the statements prepared on qconn (see preparedRow).
+	qprepared map[string]bool
 
 	logStart int64 // size of the log when Start began
 	// startedAt is when Start began: a collector file not written since

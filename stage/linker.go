@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -206,7 +207,14 @@ func (l *Linker) Close() error {
 	l.stopWatcher()
 	l.mu.Lock()
 	err := l.saveLocked()
+	sb := l.sb
 	l.mu.Unlock()
+	// The standby handle keeps a connection for its queries (Status,
+	// WaitStreaming): its backend would idle on the server until the
+	// garbage collector closed the socket.
+	if c, ok := sb.(io.Closer); ok {
+		c.Close()
+	}
 	close(l.events)
 	return errors.Join(err, l.release())
 }
