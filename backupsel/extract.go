@@ -43,6 +43,7 @@ type archiveRun struct {
 	role       Role
 	sizePrefix string   // the archive's place in the data directory, for kept.sizes
 	rangeSrc   *os.File // a second handle on an uncompressed archive file: see writers.copyRange
+	rangeFD    int      // its descriptor
 }
 
 func newExtractor(b *Backup, opts RestoreOptions, bufSize int) *extractor {
@@ -87,6 +88,7 @@ func (x *extractor) restoreArchive(ctx context.Context, b *Backup, a *Archive, t
 		if run.rangeSrc, err = os.Open(f.Name()); err != nil {
 			return &ArchiveError{Archive: run.name, Err: err}
 		}
+		run.rangeFD = int(run.rangeSrc.Fd())
 		defer func() {
 			x.w.pending.Wait() // writers copy from it until then
 			run.rangeSrc.Close()
@@ -199,7 +201,7 @@ func (x *extractor) file(ctx context.Context, run *archiveRun, name, dst string,
 	}
 	x.tree.files[dst] = true
 	if run.rangeSrc != nil {
-		return x.queueRange(dst, run.rangeSrc, off, h.Size)
+		return x.queueRange(dst, run.rangeSrc, run.rangeFD, off, h.Size)
 	}
 	return x.queueFile(ctx, dst, r, h.Size)
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,59 +59,108 @@ func processUmask() os.FileMode {
 
 // createFlags never follow a symbolic link and never open an existing file:
 // see create.
-const createFlags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
+const createFlags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
 // errInTheWay is wrapped when a name to be written is taken by something
 // that is not a regular file.
 var errInTheWay = errors.New("exists and is not a regular file (a directory or link restored earlier)")
 
+// rawFile is a file being restored, held by its descriptor. An *os.File
+// costs, per file, an epoll_ctl at open (refused for regular files) and two
+// fcntl calls for each Fd() (copy_file_range needs the descriptor): five
+// system calls around the three (open, copy or write, close) that restore
+// a small file.
+type rawFile struct {
+	fd   int
+	name string
+}
+
+// Write writes all of b.
+func (f rawFile) Write(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Write(f.fd, b[n:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return n, &fs.PathError{Op: "write", Path: f.name, Err: err}
+		case m == 0:
+			return n, &fs.PathError{Op: "write", Path: f.name, Err: io.ErrShortWrite}
+		}
+		n += m
+	}
+	return n, nil
+}
+
 // create makes a new file at p. An existing regular file of that name (an
 // earlier entry, or a hard link to one) is unlinked first, as GNU tar does:
 // writing into it would change the file a hard link shares, which Select
 // may have checked. Anything else in the way is refused.
-func (m *fileMaker) create(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, createFlags, m.fileMode)
+func (m *fileMaker) create(p string) (rawFile, error) {
+	f, err := m.open(p)
 	if !errors.Is(err, fs.ErrExist) {
 		return f, err
 	}
 	if info, lerr := os.Lstat(p); lerr != nil || !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s %w", p, errInTheWay)
+		return f, fmt.Errorf("%s %w", p, errInTheWay)
 	}
 	if err := os.Remove(p); err != nil {
-		return nil, err
+		return f, err
 	}
-	return os.OpenFile(p, createFlags, m.fileMode)
+	return m.open(p)
+}
+
+func (m *fileMaker) open(p string) (rawFile, error) {
+	for {
+		fd, err := unix.Open(p, createFlags, uint32(m.fileMode))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return rawFile{fd: -1}, &fs.PathError{Op: "open", Path: p, Err: err}
+		}
+		return rawFile{fd: fd, name: p}, nil
+	}
 }
 
 // writeFile is the one way a restore writes a file: create p, fill it,
 // give it its mode and owner, start its write-out when asked, close it.
-func (m *fileMaker) writeFile(p string, fill func(f *os.File) error) error {
+func (m *fileMaker) writeFile(p string, fill func(f rawFile) error) error {
 	f, err := m.create(p)
 	if err != nil {
 		return err
 	}
 	err = fill(f)
 	if err == nil && m.fixMode {
-		err = f.Chmod(m.fileMode)
+		err = pathErr("chmod", p, unix.Fchmod(f.fd, uint32(m.fileMode)))
 	}
 	if err == nil && m.chown {
-		err = f.Chown(m.uid, m.gid)
+		err = pathErr("chown", p, unix.Fchown(f.fd, m.uid, m.gid))
 	}
 	if m.sync {
 		// Start writing it out now, while other files are written; Restore
 		// waits for all of it with one syncfs (see RestoreOptions.Sync). A
 		// hint only: syncfs reports what fails.
-		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		_ = unix.SyncFileRange(f.fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
-	if cerr := f.Close(); err == nil {
+	// close(2) is not retried on EINTR: on Linux the descriptor is gone.
+	if cerr := pathErr("close", p, unix.Close(f.fd)); err == nil {
 		err = cerr
 	}
 	return err
 }
 
+func pathErr(op, p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fs.PathError{Op: op, Path: p, Err: err}
+}
+
 // writeBytes writes data as the whole of a new file p.
 func (m *fileMaker) writeBytes(p string, data []byte) error {
-	return m.writeFile(p, func(f *os.File) error {
+	return m.writeFile(p, func(f rawFile) error {
 		_, err := f.Write(data)
 		return err
 	})

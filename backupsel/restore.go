@@ -234,7 +234,7 @@ func (x *extractor) copyFile(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("backupsel: %w", err)
 	}
-	err = x.fm.writeFile(dst, func(f *os.File) error {
+	err = x.fm.writeFile(dst, func(f rawFile) error {
 		return copyN(f, in, info.Size(), x.buf, func(n int64) error {
 			x.prog.add(n)
 			return ctx.Err()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -42,6 +43,9 @@ func (p *posReadSeeker) Seek(off int64, whence int) (int64, error) {
 // errTruncated marks a tar stream that ends before its end-of-archive blocks.
 var errTruncated = errors.New("archive is cut short (no end-of-archive blocks): still being copied or damaged")
 
+// preadBuffer is preadSeeker's buffer: a header and the small files after it.
+const preadBuffer = 64 << 10
+
 // walkTar calls fn for each entry of the tar stream r (fn may read the entry's
 // content from tr; off is where that content starts in the stream) and checks
 // that the stream is whole: every entry complete and the end-of-archive
@@ -50,6 +54,9 @@ func walkTar(ctx context.Context, r io.Reader, fn func(h *tar.Header, tr *tar.Re
 	var pr interface {
 		io.Reader
 		position() int64
+	}
+	if f, ok := r.(*os.File); ok {
+		r = newPreadSeeker(f, preadBuffer)
 	}
 	if s, ok := r.(io.ReadSeeker); ok {
 		pr = &posReadSeekerPos{posReadSeeker{posReader{r: r}, s}}

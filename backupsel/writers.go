@@ -38,6 +38,7 @@ type writeJob struct {
 	chunk *chunk
 	parts chan *chunk
 	src   *os.File
+	srcFD int // src's descriptor, taken once: each Fd() call costs two fcntl
 	off   int64
 	size  int64
 }
@@ -85,12 +86,12 @@ func (w *writers) run(ctx context.Context) {
 		// chunks go back and the reader is never left waiting.
 		err := ctx.Err()
 		if err == nil && w.firstErr() == nil {
-			err = w.fm.writeFile(j.path, func(f *os.File) error {
+			err = w.fm.writeFile(j.path, func(f rawFile) error {
 				switch {
 				case j.parts != nil:
 					return writeParts(f, j.parts, w)
 				case j.src != nil:
-					return w.copyRange(f, j.src, j.off, j.size, &buf)
+					return w.copyRange(f, j.src, j.srcFD, j.off, j.size, &buf)
 				}
 				_, err := f.Write(j.data)
 				return err
@@ -115,7 +116,7 @@ func (w *writers) run(ctx context.Context) {
 }
 
 // writeParts writes the chunks of a large file as the reader sends them.
-func writeParts(f *os.File, parts chan *chunk, w *writers) error {
+func writeParts(f rawFile, parts chan *chunk, w *writers) error {
 	for c := range parts {
 		_, err := f.Write(c.buf[:c.used])
 		w.release(c)
@@ -130,10 +131,12 @@ func writeParts(f *os.File, parts chan *chunk, w *writers) error {
 // offset itself, so writers share src without seeking it, and the bytes
 // never pass through this process; where the kernel cannot (src and f on
 // different filesystems, before Linux 5.3 or since 5.19), a plain copy.
-func (w *writers) copyRange(f, src *os.File, off, size int64, buf *[]byte) error {
+func (w *writers) copyRange(f rawFile, src *os.File, srcFD int, off, size int64, buf *[]byte) error {
 	for size > 0 && !w.noRange.Load() {
-		n, err := unix.CopyFileRange(int(src.Fd()), &off, int(f.Fd()), nil, int(min(size, 1<<30)), 0)
+		n, err := unix.CopyFileRange(srcFD, &off, f.fd, nil, int(min(size, 1<<30)), 0)
 		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
 		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
 			w.noRange.Store(true)
 		case err != nil:
@@ -149,8 +152,7 @@ func (w *writers) copyRange(f, src *os.File, off, size int64, buf *[]byte) error
 	if *buf == nil {
 		*buf = make([]byte, chunkSize)
 	}
-	// struct{io.Writer} hides f.ReadFrom, which would copy from src's shared offset.
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, io.NewSectionReader(src, off, size), *buf)
+	n, err := io.CopyBuffer(f, io.NewSectionReader(src, off, size), *buf)
 	if err == nil && n != size {
 		err = errTruncated
 	}
@@ -245,13 +247,14 @@ func (x *extractor) queueLarge(ctx context.Context, p string, r io.Reader, size 
 	return nil
 }
 
-// queueRange hands a writer the file p, size bytes at off in src.
-func (x *extractor) queueRange(p string, src *os.File, off, size int64) error {
+// queueRange hands a writer the file p, size bytes at off in src (whose
+// descriptor is srcFD).
+func (x *extractor) queueRange(p string, src *os.File, srcFD int, off, size int64) error {
 	if err := x.w.firstErr(); err != nil {
 		return err
 	}
 	x.prog.add(size)
-	x.w.hand(writeJob{path: p, src: src, off: off, size: size})
+	x.w.hand(writeJob{path: p, src: src, srcFD: srcFD, off: off, size: size})
 	return nil
 }
 
