@@ -185,7 +185,7 @@ func scanHead(ctx context.Context, b *Backup, a *Archive, st *scanState) error {
 		default:
 			return errStopWalk
 		}
-		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA || h.Size > 1<<20 {
+		if h.Typeflag != tar.TypeReg || h.Size > 1<<20 {
 			return errStopWalk
 		}
 		data, err := io.ReadAll(tr)

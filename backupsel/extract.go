@@ -140,7 +140,7 @@ func (x *extractor) entry(ctx context.Context, run *archiveRun, h *tar.Header, t
 	switch h.Typeflag {
 	case tar.TypeDir:
 		err = x.tree.mkdirAll(dst)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		err = x.file(ctx, run, name, dst, h, tr, off)
 	case tar.TypeSymlink:
 		err = x.symlink(run, name, dst, h)

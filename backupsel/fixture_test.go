@@ -84,7 +84,6 @@ type tarFile struct {
 	name, link string
 	typ        byte
 	body       []byte
-	mode       int64
 }
 
 func (fx fixture) defaults() fixture {

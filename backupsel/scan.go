@@ -55,7 +55,7 @@ func scanArchive(ctx context.Context, b *Backup, a *Archive, st *scanState) erro
 			return unsafeEntry(b.archiveName(a), h.Name, err.Error())
 		}
 		a.Entries++
-		if (h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA) && !skippedEntry(a.Role, name) {
+		if h.Typeflag == tar.TypeReg && !skippedEntry(a.Role, name) {
 			a.ContentBytes += h.Size
 		}
 		full := name
@@ -66,7 +66,7 @@ func scanArchive(ctx context.Context, b *Backup, a *Archive, st *scanState) erro
 			full = "pg_wal/" + name
 		}
 		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg:
 		case tar.TypeSymlink:
 			if a.Role == RoleBase {
 				if oid, ok := tablespaceLink(name); ok {
