@@ -73,9 +73,9 @@ func (s *Standby) WaitStreaming(ctx context.Context) (*Streaming, error) {
 			return nil, s.streamError(lastFault, nil)
 		}
 		if useSQL {
-			status, err := s.receiverStatus(ctx)
+			status, heard, err := s.receiverStatus(ctx)
 			switch {
-			case err == nil && status == "streaming":
+			case err == nil && status == "streaming" && (heard || streamLine != "" && fault == ""):
 				return &Streaming{Method: "pg_stat_wal_receiver", LogLine: streamLine}, nil
 			case err != nil && refused(err):
 				// No way in for us: the log and the process will do.
@@ -126,13 +126,23 @@ func scanLog(text string) (streamLine, fault string, final bool) {
 }
 
 // receiverStatus asks the standby for pg_stat_wal_receiver.status over its
-// Unix socket. No row: no receiver ("").
-func (s *Standby) receiverStatus(ctx context.Context) (string, error) {
-	row, err := s.queryRow(ctx, "SELECT status FROM pg_stat_wal_receiver")
+// Unix socket, and whether the walreceiver has heard from the source. No
+// row: no receiver ("").
+//
+// The status alone does not prove a stream: a walreceiver says "streaming"
+// from the moment it starts, before it has connected, and goes on saying so
+// while the source refuses its START_REPLICATION (WAL already removed), until
+// it exits and the next one starts. What proves it is a message from the
+// walsender, which answers only an accepted START_REPLICATION: the
+// walreceiver sets last_msg_send_time and last_msg_receipt_time to one same
+// instant when it starts, and they part at the first message (the source's
+// clock and ours).
+func (s *Standby) receiverStatus(ctx context.Context) (status string, heard bool, err error) {
+	row, err := s.queryRow(ctx, "SELECT status, (last_msg_send_time IS DISTINCT FROM last_msg_receipt_time)::text FROM pg_stat_wal_receiver")
 	if err != nil || row == nil {
-		return "", err
+		return "", false, err
 	}
-	return string(row[0]), nil
+	return string(row[0]), string(row[1]) == "true", nil
 }
 
 // refused tells an error that will not go away by waiting (authentication,
