@@ -23,6 +23,19 @@ type Replay struct {
 	// Receiver is pg_stat_wal_receiver.status ("streaming", "starting",
 	// "waiting", "restarting", "stopping"); "" when no walreceiver runs.
 	Receiver string
+	// ReceiverPID is the walreceiver's process ID; 0 without one.
+	ReceiverPID int
+	// Answered: the walreceiver has had a message from the source. A
+	// walreceiver says "streaming" from the moment it starts, before it has
+	// connected, and keeps saying so while the source refuses its
+	// START_REPLICATION (the WAL is already removed) until it exits and the
+	// next one starts. A walsender answers only an accepted
+	// START_REPLICATION, and its first message parts last_msg_send_time
+	// (the source's clock) from last_msg_receipt_time, which the
+	// walreceiver set to one same instant when it started. On an idle
+	// source that first message may take wal_receiver_timeout / 2 (the
+	// walreceiver's ping), so a stream may be accepted yet not Answered.
+	Answered bool
 	// ReceiveLSN is the end of the WAL received and flushed by streaming
 	// (pg_last_wal_receive_lsn); ReplayLSN the end of the WAL applied
 	// (pg_last_wal_replay_lsn). 0 when unknown.
@@ -38,7 +51,8 @@ type Replay struct {
 	Paused bool
 }
 
-// Streaming reports whether a walreceiver streams from the source.
+// Streaming reports whether the walreceiver says it streams from the
+// source. That alone does not prove the source accepted it: see Answered.
 func (r Replay) Streaming() bool { return r.Receiver == "streaming" }
 
 // Behind is how many bytes of received WAL are not applied yet.
@@ -68,16 +82,20 @@ func (s *Standby) Replay(ctx context.Context) (Replay, error) {
 		coalesce(%s()::text, ''), coalesce(%s()::text, ''),
 		(extract(epoch FROM w.last_msg_receipt_time) * 1000000)::bigint,
 		(extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::bigint,
-		%s()
+		%s(),
+		coalesce(w.pid, 0), (w.last_msg_send_time IS DISTINCT FROM w.last_msg_receipt_time)
 		FROM (SELECT) one LEFT JOIN pg_stat_wal_receiver w ON true`, r.funcs.receiveLSN, r.funcs.replayLSN, r.funcs.replayPaused)
 	row, err := s.preparedRow(ctx, "pgstage_replay", sql)
 	if err != nil {
 		return Replay{}, fmt.Errorf("replica: asking the standby about replay: %w", err)
 	}
-	if len(row) != 6 {
-		return Replay{}, fmt.Errorf("replica: asking the standby about replay: %d columns, want 6", len(row))
+	if len(row) != 8 {
+		return Replay{}, fmt.Errorf("replica: asking the standby about replay: %d columns, want 8", len(row))
 	}
-	rp := Replay{Receiver: string(row[0]), Paused: string(row[5]) == "t"}
+	rp := Replay{Receiver: string(row[0]), Paused: string(row[5]) == "t", Answered: string(row[7]) == "t"}
+	if rp.ReceiverPID, err = strconv.Atoi(string(row[6])); err != nil {
+		return Replay{}, fmt.Errorf("replica: asking the standby about replay: %q is not a process ID", row[6])
+	}
 	for i, dst := range []*LSN{&rp.ReceiveLSN, &rp.ReplayLSN} {
 		if *dst, err = parseLSN(string(row[1+i])); err != nil {
 			return Replay{}, fmt.Errorf("replica: asking the standby about replay: %w", err)

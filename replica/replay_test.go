@@ -38,6 +38,7 @@ func TestReplayReal(t *testing.T) {
 
 		r := replay()
 		assert.True(t, r.Streaming(), "%+v", r)
+		assert.NotZero(t, r.ReceiverPID)
 		assert.NotZero(t, r.ReceiveLSN)
 		assert.False(t, r.LastMessage.IsZero(), "last_msg_receipt_time")
 		assert.False(t, r.Paused)
@@ -49,6 +50,7 @@ func TestReplayReal(t *testing.T) {
 			"receive ahead of replay while paused (last: %+v)", &r)
 		t.Logf("paused: received %s, replayed %s, %d bytes behind", r.ReceiveLSN, r.ReplayLSN, r.Behind())
 		assert.True(t, r.Streaming())
+		assert.True(t, r.Answered, "the source has sent WAL: %+v", r)
 
 		standbyExec(t, s, "SELECT pg_wal_replay_resume()")
 		waitFor(t, func() bool { r = replay(); return !r.Paused && r.Behind() == 0 && !r.LastReplayed.IsZero() },

@@ -23,8 +23,9 @@ import (
 // that window is long enough for a status poll to land in it: a standby
 // whose source refuses the stream (WAL already removed) was once reported
 // streaming. Here a proxy between standby and source withholds
-// START_REPLICATION, holding the window open: WaitStreaming must not call
-// that streaming, and must once the proxy lets it through.
+// START_REPLICATION, holding the window open: neither WaitStreaming nor
+// Replay (the stage's replay monitor) may call that streaming, and both
+// must once the proxy lets it through.
 func TestWaitStreamingNeedsTheSourcesAnswer(t *testing.T) {
 	pgtest.ForEachMajor(t, func(t *testing.T, major int) {
 		p := pgtest.StartPrimary(t, major, pgtest.Options{})
@@ -56,6 +57,11 @@ func TestWaitStreamingNeedsTheSourcesAnswer(t *testing.T) {
 		cancelShort()
 		require.Error(t, err, "a walreceiver whose START_REPLICATION is unanswered is not streaming")
 		require.ErrorIs(t, err, context.DeadlineExceeded)
+		rp, err := s.Replay(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "streaming", rp.Receiver)
+		assert.NotZero(t, rp.ReceiverPID)
+		assert.False(t, rp.Answered, "the source has not answered: %+v", rp)
 
 		px.release()
 		st, err := s.WaitStreaming(ctx)
@@ -63,6 +69,9 @@ func TestWaitStreamingNeedsTheSourcesAnswer(t *testing.T) {
 		assert.Equal(t, "pg_stat_wal_receiver", st.Method)
 		id := p.InsertRows(t, 1)
 		seesRow(t, s, id)
+		rp, err = s.Replay(ctx)
+		require.NoError(t, err)
+		assert.True(t, rp.Streaming() && rp.Answered, "the source has sent WAL: %+v", rp)
 	})
 }
 

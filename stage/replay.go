@@ -72,6 +72,9 @@ type replayCheck struct {
 	// down is when the walreceiver was first seen not streaming; zero
 	// while it streams.
 	down time.Time
+	// saidStreaming is the walreceiver that said "streaming" at the last
+	// answer, the source unheard (0: none).
+	saidStreaming int
 }
 
 type received struct {
@@ -91,7 +94,7 @@ type verdict struct {
 // observe takes one answer at now.
 func (c *replayCheck) observe(now time.Time, rp replica.Replay) verdict {
 	v := verdict{next: c.cfg.Interval, detail: fmt.Sprintf("received up to %s, replayed up to %s", rp.ReceiveLSN, rp.ReplayLSN)}
-	if rp.Streaming() {
+	if c.streams(rp) {
 		c.down = time.Time{}
 	} else if c.down.IsZero() {
 		c.down = now
@@ -126,6 +129,22 @@ func (c *replayCheck) observe(now time.Time, rp replica.Replay) verdict {
 		v.next = min(v.next, left)
 	}
 	return v
+}
+
+// streams tells whether rp shows a walreceiver streaming. One the source
+// has answered does. One that says "streaming" unanswered may be waiting
+// for the first message of an idle source, or be refused
+// (replica.Replay.Answered): it counts once the same walreceiver says so
+// at two answers in a row, since a refused one exits at once and the next
+// is another process.
+func (c *replayCheck) streams(rp replica.Replay) bool {
+	said := rp.Streaming()
+	last := c.saidStreaming
+	c.saidStreaming = 0
+	if said && !rp.Answered {
+		c.saidStreaming = rp.ReceiverPID
+	}
+	return said && (rp.Answered || rp.ReceiverPID != 0 && rp.ReceiverPID == last)
 }
 
 // record notes the receive position, if new, and drops those applied.

@@ -21,7 +21,13 @@ type answer struct {
 }
 
 func streaming(receive, replay replica.LSN) replica.Replay {
-	return replica.Replay{Receiver: "streaming", ReceiveLSN: receive, ReplayLSN: replay}
+	return replica.Replay{Receiver: "streaming", ReceiverPID: 42, Answered: true, ReceiveLSN: receive, ReplayLSN: replay}
+}
+
+// unanswered is a walreceiver (pid) that says "streaming" before the
+// source's first message.
+func unanswered(pid int) replica.Replay {
+	return replica.Replay{Receiver: "streaming", ReceiverPID: pid, ReceiveLSN: 100, ReplayLSN: 100}
 }
 
 func paused(receive, replay replica.LSN) replica.Replay {
@@ -44,6 +50,22 @@ func TestReplayCheck(t *testing.T) {
 	var stalledLong []answer
 	for i := range 2 * maxReceived {
 		stalledLong = append(stalledLong, answer{time.Duration(i) * 5 * s, paused(replica.LSN(2000+100*i), 1000)})
+	}
+	// refused is a source that refuses every START_REPLICATION: each
+	// walreceiver says "streaming" until the refusal, the next is another
+	// process, and some answers land in that window.
+	var refused []answer
+	for i := range 30 {
+		rp := replica.Replay{ReceiveLSN: 100, ReplayLSN: 100}
+		if i%2 == 0 {
+			rp = unanswered(1000 + i)
+		}
+		refused = append(refused, answer{time.Duration(i) * s, rp})
+	}
+	// idleSource accepted the stream but has sent nothing yet.
+	var idleSource []answer
+	for i := range 40 {
+		idleSource = append(idleSource, answer{time.Duration(i) * s, unanswered(7)})
 	}
 	cases := []struct {
 		name      string
@@ -74,6 +96,10 @@ func TestReplayCheck(t *testing.T) {
 			want: ReasonReceiverDown, wantSince: 5 * s},
 		{name: "walreceiver waiting", answers: []answer{{0, replica.Replay{Receiver: "waiting"}}, {20 * s, replica.Replay{Receiver: "waiting"}}},
 			want: ReasonReceiverDown},
+		{name: "refused again and again: not streaming", answers: refused, want: ReasonReceiverDown, wantSince: 0},
+		{name: "accepted, the idle source not heard yet: streaming", answers: idleSource},
+		{name: "one unanswered answer is not streaming", answers: []answer{{0, replica.Replay{}}, {9 * s, unanswered(5)}, {10 * s, unanswered(6)}},
+			want: ReasonReceiverDown, wantSince: 0},
 		{name: "walreceiver back", answers: []answer{{0, replica.Replay{Receiver: ""}}, {8 * s, streaming(100, 100)}, {20 * s, replica.Replay{Receiver: "starting"}}}},
 	}
 	for _, tc := range cases {

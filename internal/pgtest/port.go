@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pgstage/pgstage/internal/netcheck"
 )
 
 // FreePort returns a TCP port that no other test of any process on this
@@ -47,16 +49,13 @@ func FreePort(tb testing.TB) int {
 	return 0
 }
 
-// bindable reports whether a server could bind port on every address now.
+// bindable reports whether a server could bind port now, on any address:
+// the staging's own check (netcheck, as stage and replica call it) binds
+// the wildcard, which Go makes an IPv6 socket taking IPv4 too, so a port
+// held on ::1 alone (a server on "localhost" whose IPv4 bind failed) was
+// free to a tcp4-only check here and in use to the staging's.
 func bindable(port int) bool {
-	for _, addr := range []string{"0.0.0.0", "127.0.0.1"} {
-		l, err := net.Listen("tcp4", net.JoinHostPort(addr, strconv.Itoa(port)))
-		if err != nil {
-			return false
-		}
-		l.Close()
-	}
-	return true
+	return netcheck.PortFree(port, []string{"*", "127.0.0.1", "0.0.0.0"}, nil) == nil
 }
 
 // portRange is [lo, hi): ports below the ephemeral range, above the

@@ -38,3 +38,18 @@ func TestFreePortReservedAcrossProcesses(t *testing.T) {
 	require.NoError(t, err, "port %d still reserved after its test ended", port)
 	l.Close()
 }
+
+// TestFreePortSkipsIPv6Holders: a port held on ::1 alone is in use to the
+// staging's own check (it binds the wildcard, IPv6 taking IPv4), so FreePort
+// must not hand it out. A CI run once failed on that disagreement.
+func TestFreePortSkipsIPv6Holders(t *testing.T) {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	require.False(t, bindable(port), "port %d is held on ::1", port)
+	other := FreePort(t)
+	require.True(t, bindable(other))
+}
