@@ -9,7 +9,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 )
 
 // Compression of an archive, recognised by its first bytes.
@@ -91,8 +90,7 @@ func decompressor(r io.Reader, c Compression) (io.ReadCloser, error) {
 		}
 		return zr, nil
 	case CompressionLZ4:
-		zr := lz4.NewReader(r)
-		return io.NopCloser(zr), nil
+		return newLZ4Reader(r), nil
 	case CompressionZstd:
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxWindow(64<<20))
