@@ -58,7 +58,8 @@
 // temporary files, compressed archives decoded on the fly in a goroutine of
 // their own, zip entries inflated in place. It uses both cores: the reading
 // goroutine makes the directories and hands each file to one of a few
-// writer goroutines, which create and fill it; contents travel in a fixed
+// writer goroutines (RestoreOptions.Writers, 4 by default), which create
+// and fill it; contents travel in a fixed
 // pool of 1 MiB chunks (8 MiB in flight whatever the backup size), and files
 // of an uncompressed archive are copied by the kernel (copy_file_range)
 // without passing through the process.

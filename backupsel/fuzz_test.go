@@ -83,7 +83,7 @@ func FuzzRestoreTar(f *testing.F) {
 		}
 		r, _, closer, err := tarStream(src, 4096, true)
 		if err == nil {
-			x.startWriters(ctx)
+			x.startWriters(ctx, 0)
 			_ = x.extract(ctx, r, &archiveRun{name: "fuzz.tar", target: root, role: RoleBase})
 			_ = x.finishWriters()
 			closer.Close()

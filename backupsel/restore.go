@@ -52,6 +52,13 @@ type RestoreOptions struct {
 	// BufferSize is the read and read-ahead buffer size (four read-ahead
 	// buffers per compressed archive); 0 means the Select buffer (256 KiB).
 	BufferSize int
+	// Writers is how many goroutines create and fill files while one reads
+	// the archive (and, for a compressed one, another decodes it); 0 means
+	// 4. Each file costs an open, writes and a close that mostly wait in
+	// the kernel (journal, directory lock, page-cache copies), so more
+	// writers than cores still help; a very slow filesystem (many files
+	// being freed on ext4) can favour fewer.
+	Writers int
 	// Logger receives progress at debug level; nil discards.
 	Logger *slog.Logger
 }
@@ -109,7 +116,7 @@ func (b *Backup) Restore(ctx context.Context, dataDir string, opts RestoreOption
 	bufSize := cmp.Or(max(opts.BufferSize, 0), b.bufSize, defaultBufferSize)
 	j := &restoreJob{b: b, opts: opts, x: newExtractor(b, opts, bufSize),
 		res: &RestoreResult{DataDir: root, WALDir: filepath.Join(root, rulesFor(b.Major).walDir)}}
-	j.x.startWriters(ctx)
+	j.x.startWriters(ctx, opts.Writers)
 	for _, step := range []func(context.Context) error{
 		j.prepareDataDir,
 		j.prepareTablespaces,

@@ -47,10 +47,13 @@ func mode(t *testing.T, p string) os.FileMode {
 }
 
 func TestRestoreForms(t *testing.T) {
+	n := 0
 	for _, layout := range []backupsel.Layout{backupsel.LayoutFolder, backupsel.LayoutDirect, backupsel.LayoutZip} {
 		for _, comp := range []string{"", "gz", "lz4", "zst"} {
 			for _, wal := range []string{"archive", "base"} {
-				t.Run(fmt.Sprintf("%d/%s/%s", layout, comp, wal), func(t *testing.T) {
+				writers := []int{0, 1, 2, 64}[n%4] // RestoreOptions.Writers, the default first
+				n++
+				t.Run(fmt.Sprintf("%d/%s/%s/writers=%d", layout, comp, wal, writers), func(t *testing.T) {
 					// One file above the small-file size, so large
 					// files take their own path (copy_file_range from
 					// uncompressed archives).
@@ -60,6 +63,7 @@ func TestRestoreForms(t *testing.T) {
 					var calls int
 					var lastDone, lastTotal int64
 					res, err := b.Restore(context.Background(), data, backupsel.RestoreOptions{
+						Writers:  writers,
 						Progress: func(done, total int64) { calls++; lastDone, lastTotal = done, total },
 					})
 					require.NoError(t, err)

@@ -1,6 +1,7 @@
 package backupsel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -24,7 +25,8 @@ import (
 // written; a larger file streams through whole chunks. An uncompressed
 // archive file needs no chunks: writers copy ranges of it in the kernel.
 const (
-	restoreWriters = 4
+	defaultWriters = 4
+	maxWriters     = 64
 	restoreChunks  = 8
 	chunkSize      = 1 << 20
 )
@@ -66,12 +68,13 @@ type writers struct {
 }
 
 // startWriters starts the writers; finishWriters stops them.
-func (x *extractor) startWriters(ctx context.Context) {
-	w := &writers{fm: &x.fm, jobs: make(chan writeJob, restoreWriters), free: make(chan *chunk, restoreChunks)}
+func (x *extractor) startWriters(ctx context.Context, n int) {
+	n = min(cmp.Or(max(n, 0), defaultWriters), maxWriters)
+	w := &writers{fm: &x.fm, jobs: make(chan writeJob, n), free: make(chan *chunk, restoreChunks)}
 	for range restoreChunks {
 		w.free <- &chunk{buf: make([]byte, chunkSize)}
 	}
-	for range restoreWriters {
+	for range n {
 		w.done.Add(1)
 		go w.run(ctx)
 	}

@@ -26,6 +26,12 @@
 # (the machine has far more memory than the backup). Each command runs
 # under /usr/bin/time -v (wall time, CPU, peak RSS).
 #
+# PGSTAGE_BENCH_WRITERS="2 4" restores with each of those writer counts
+# (backupsel_restore -writers) inside every run, beside the one manual
+# command, the order rotating from run to run: the filesystem state (inode
+# reuse, write-back) is then the same for each count, which separate
+# invocations could not promise. Lines are then "form/wN".
+#
 # Output: one line per pair; summary: awk -f bench/backupsel_summary.awk.
 # Work files go to PGSTAGE_BENCH_DIR (default /var/tmp/pgstage-bench-real).
 # The corpus is kept between invocations: remove
@@ -72,10 +78,13 @@ manual_zip() {
 manual_sync() { manual_plain && sync; }
 export -f manual_plain manual_gzip manual_lz4 manual_zstd manual_zip manual_sync
 export c
-ours() { # FORM: the backupsel command for a form
+writers=${PGSTAGE_BENCH_WRITERS:-}
+ours() { # FORM WRITERS: the backupsel command for a form
+	local w=""
+	[ -n "$2" ] && w="-writers $2"
 	case $1 in
-	sync) echo "$work/backupsel_restore -sync -path $c/plain -data $gout/data" ;;
-	*) echo "$work/backupsel_restore -path $c/$1 -data $gout/data" ;;
+	sync) echo "$work/backupsel_restore $w -sync -path $c/plain -data $gout/data" ;;
+	*) echo "$work/backupsel_restore $w -path $c/$1 -data $gout/data" ;;
 	esac
 }
 
@@ -83,19 +92,30 @@ files=$(tar -tf "$c/plain/base.tar" | grep -vc '/$')
 echo "backup: $files files in base.tar, $(( $(stat -c %s "$c/plain/base.tar") >> 20 )) MiB; $(nproc) CPUs; $(df -T "$work" | awk 'NR==2{print $2}') at $work; $(uname -r); page cache warm"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib manual_cpu_s backupsel_cpu_s backupsel_steps"
+variants=(${writers:-default})
 for form in $forms; do
 	for run in $(seq "$runs"); do
-		out=$outs/$form-$run-manual gout=$outs/$form-$run-backupsel
-		if [ $((run % 2)) = 1 ]; then
-			m=$(out=$out measure manual bash -c "manual_$form")
-			g=$(out=$gout measure backupsel $(ours "$form"))
-		else
-			g=$(out=$gout measure backupsel $(ours "$form"))
-			m=$(out=$out measure manual bash -c "manual_$form")
-		fi
-		set -- $m; mw=$2 mr=$3 mc=$4
-		set -- $g; gw=$2 gr=$3 gc=$4; shift 4; steps="$*"
-		echo "$form $mw $gw $(awk -v a="$gw" -v b="$mw" 'BEGIN{printf "%.2f", a/b}') $mr $gr $mc $gc $steps"
+		# The commands of this run: the manual one and each writer
+		# count, rotated by the run number.
+		cmds=(manual "${variants[@]}")
+		n=${#cmds[@]}
+		declare -A res=()
+		for i in $(seq 0 $((n - 1))); do
+			v=${cmds[$(((i + run - 1) % n))]}
+			if [ "$v" = manual ]; then
+				res[manual]=$(out=$outs/$form-$run-manual measure manual bash -c "manual_$form")
+			else
+				w=$v; [ "$v" = default ] && w=""
+				res[$v]=$(gout=$outs/$form-$run-w$v; out=$gout measure backupsel $(gout=$gout ours "$form" "$w"))
+			fi
+		done
+		set -- ${res[manual]}; mw=$2 mr=$3 mc=$4
+		for v in "${variants[@]}"; do
+			name=$form; [ "$v" != default ] && name=$form/w$v
+			set -- ${res[$v]}; gw=$2 gr=$3 gc=$4; shift 4; steps="$*"
+			echo "$name $mw $gw $(awk -v a="$gw" -v b="$mw" 'BEGIN{printf "%.2f", a/b}') $mr $gr $mc $gc $steps"
+		done
+		unset res
 	done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,7 +5,7 @@ function median(list,    n, a, i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-$1 ~ /^(plain|gzip|lz4|zstd|zip|sync)$/ {
+$1 ~ /^(plain|gzip|lz4|zstd|zip|sync)(\/w[0-9]+)?$/ {
 	f = $1; order[f] = order[f] ? order[f] : ++nf; names[nf] = f
 	manual[f] = manual[f] " " $2; ours[f] = ours[f] " " $3; ratio[f] = ratio[f] " " $4
 	mcpu[f] = mcpu[f] " " $7; ocpu[f] = ocpu[f] " " $8

@@ -90,6 +90,9 @@ type RestoreConfig struct {
 	// Settle is how long backup files must stay unchanged to count as
 	// finished; 0 means backupsel's default (2s), negative disables it.
 	Settle time.Duration
+	// Writers is how many goroutines create and fill the restored files
+	// (backupsel.RestoreOptions.Writers); 0 means backupsel's default (4).
+	Writers int
 }
 
 // WatchConfig is passed to walwatch when following the staging server log.
@@ -300,6 +303,9 @@ func (cfg Config) validate() error {
 	}
 	if s.StateDir != "" && s.DataDir != "" && pathx.Within(s.StateDir, s.DataDir) {
 		add("Staging.StateDir %q is inside the data directory: a resync empties it; put it beside", s.StateDir)
+	}
+	if w := cfg.Restore.Writers; w < 0 || w > 64 {
+		add("Restore.Writers is %d: give 1 to 64, or 0 for the default (4)", w)
 	}
 	if r := cfg.Replay; r.MaxLag < 0 || r.MaxLagBytes < 0 || r.ReceiverGrace < 0 {
 		add("Replay: MaxLag, MaxLagBytes and ReceiverGrace may not be negative (set Replay.Interval negative to turn the monitor off)")

@@ -231,6 +231,7 @@ func (j *job) restore(ctx context.Context) error {
 		TablespaceDir: l.tablespaceDir(),
 		Logger:        l.log,
 		Progress:      j.restored,
+		Writers:       l.cfg.Restore.Writers,
 	}
 	if os.Geteuid() == 0 {
 		opts.UID, opts.GID = l.user.UID, l.user.GID

@@ -59,6 +59,8 @@ func TestConfigValidation(t *testing.T) {
 		{"staging port is the local source's", func(c *stage.Config) { c.Staging.Port = c.Source.Port }, "the source's port on this host"},
 		{"no bin dir", func(c *stage.Config) { c.Staging.BinDir = "" }, "Staging.BinDir is empty"},
 		{"socket dir too long", func(c *stage.Config) { c.Staging.SocketDir = "/" + strings.Repeat("x", 120) }, "too long for a Unix socket"},
+		{"negative restore writers", func(c *stage.Config) { c.Restore.Writers = -1 }, "Restore.Writers is -1"},
+		{"too many restore writers", func(c *stage.Config) { c.Restore.Writers = 65 }, "give 1 to 64"},
 		{"state dir inside data dir", func(c *stage.Config) { c.Staging.StateDir = filepath.Join(c.Staging.DataDir, "state") }, "inside the data directory"},
 		{"bad setting name", func(c *stage.Config) { c.Settings = []stage.Setting{{Name: "a b", Value: "1"}} }, "not a parameter name"},
 		{"setting twice", func(c *stage.Config) {

@@ -22,6 +22,7 @@ func main() {
 	verify := flag.Bool("verify", false, "Select with checksum verification")
 	durable := flag.Bool("sync", false, "Restore with RestoreOptions.Sync")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of both steps to this file")
+	writers := flag.Int("writers", 0, "RestoreOptions.Writers (0: the default)")
 	flag.Parse()
 	if *path == "" || *data == "" {
 		log.Fatal("usage: backupsel_restore -path BACKUP_PATH -data DATA_DIR")
@@ -34,7 +35,7 @@ func main() {
 		log.Fatal(err)
 	}
 	t1 := time.Now()
-	res, err := b.Restore(ctx, *data, backupsel.RestoreOptions{Sync: *durable})
+	res, err := b.Restore(ctx, *data, backupsel.RestoreOptions{Sync: *durable, Writers: *writers})
 	if err != nil {
 		log.Fatal(err)
 	}

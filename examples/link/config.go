@@ -24,6 +24,7 @@ type fileConfig struct {
 	StreamWhenNoWAL   bool          `json:"stream_when_no_wal"`
 	VerifyBackup      bool          `json:"verify_backup"`
 	BackupSettle      duration      `json:"backup_settle"`
+	RestoreWriters    int           `json:"restore_writers"`
 	Source            fileSource    `json:"source"`
 	Staging           fileStaging   `json:"staging"`
 	Settings          []fileSetting `json:"settings"`
@@ -292,7 +293,7 @@ func (fc *fileConfig) config() stage.Config {
 	return stage.Config{
 		BackupPath: fc.BackupPath,
 		Restore: stage.RestoreConfig{WALPath: fc.WALPath, StreamWhenNoWAL: fc.StreamWhenNoWAL,
-			Verify: fc.VerifyBackup, Settle: dur("backup_settle", fc.BackupSettle)},
+			Verify: fc.VerifyBackup, Settle: dur("backup_settle", fc.BackupSettle), Writers: fc.RestoreWriters},
 		Source: stage.Source{Host: fc.Source.Host, Port: fc.Source.Port, User: fc.Source.User,
 			SSLMode: fc.Source.SSLMode, ConnectTimeout: dur("source.connect_timeout", fc.Source.ConnectTimeout)},
 		Staging: stage.Staging{DataDir: s.DataDir, Port: s.Port, BinDir: s.BinDir, SocketDir: s.SocketDir,
