@@ -24,3 +24,6 @@ func Candidates(err error) []Candidate {
 	}
 	return nil
 }
+
+// CopyFallbacks is how many files writers copied without copy_file_range.
+func CopyFallbacks() int64 { return copyFallbacks.Load() }

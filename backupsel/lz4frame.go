@@ -33,7 +33,8 @@ type lz4Reader struct {
 	size    int64  // the content size the header declares; -1 if none
 	total   int64  // bytes decoded in this frame
 
-	src  []byte // one block of input
+	bmax int    // the frame's block maximum size
+	src  []byte // one block of input (at least bmax)
 	win  []byte // history (up to 64 KiB) then the block decoded
 	hist int    // bytes of win that are history or decoded
 	out  []byte // decoded bytes not yet read: a tail of win[:hist]
@@ -97,8 +98,8 @@ func (z *lz4Reader) next() error {
 		}
 		stored := bsize&(1<<31) != 0
 		bsize &^= 1 << 31
-		if int(bsize) > len(z.src) {
-			return z.fail("block of %d bytes, over the frame's maximum %d", bsize, len(z.src))
+		if int(bsize) > z.bmax {
+			return z.fail("block of %d bytes, over the frame's maximum %d", bsize, z.bmax)
 		}
 		src := z.src[:bsize]
 		if err := z.read(src); err != nil {
@@ -120,7 +121,7 @@ func (z *lz4Reader) next() error {
 			copy(z.win, z.win[z.hist-lz4Window:z.hist])
 			z.hist = lz4Window
 		}
-		dst := z.win[z.hist:]
+		dst := z.win[z.hist : z.hist+z.bmax] // a block decodes to at most the frame's maximum
 		var n int
 		if stored {
 			n = copy(dst, src)
@@ -147,8 +148,13 @@ func (z *lz4Reader) next() error {
 func (z *lz4Reader) header() error {
 	n, err := io.ReadFull(z.r, z.hdr[:4])
 	z.off += int64(n)
-	if n == 0 && errors.Is(err, io.EOF) && z.frames > 0 {
+	switch {
+	case n == 0 && errors.Is(err, io.EOF) && z.frames > 0:
 		return io.EOF
+	case n == 0 && errors.Is(err, io.EOF) && z.off > 0:
+		return z.fail("no LZ4 frame, only skippable frames")
+	case n > 0 && z.frames > 0 && errors.Is(err, io.ErrUnexpectedEOF):
+		return z.fail("%d bytes after the last frame that are not a frame", n)
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -221,10 +227,11 @@ func (z *lz4Reader) header() error {
 	default:
 		return z.fail("block maximum size code %d, not 4-7", bd>>4)
 	}
-	if len(z.src) != bmax {
+	if len(z.src) < bmax { // kept for later frames: input could alternate sizes
 		z.src = make([]byte, bmax)
 		z.win = make([]byte, lz4Window+bmax)
 	}
+	z.bmax = bmax
 	z.linked = flg&0x20 == 0
 	z.blockCk = flg&0x10 != 0
 	z.content = nil

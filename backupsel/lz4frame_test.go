@@ -138,8 +138,31 @@ func TestLZ4Corrupt(t *testing.T) {
 	}
 	_, err := decodeLZ4(append(bytes.Clone(z), "junk"...))
 	require.ErrorContains(t, err, "data after the last frame")
+	_, err = decodeLZ4(append(bytes.Clone(z), "ju"...))
+	require.ErrorContains(t, err, "after the last frame")
 	_, err = decodeLZ4(nil)
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	skip := binary.LittleEndian.AppendUint32(nil, lz4SkipMagic)
+	_, err = decodeLZ4(binary.LittleEndian.AppendUint32(skip, 0))
+	require.ErrorContains(t, err, "only skippable frames")
+
+	// A block that decodes to more than the frame's block maximum (64
+	// KiB here): a run of zeros (one literal, then a match to its end).
+	frame := []byte{0x04, 0x22, 0x4d, 0x18, 0x60, 0x40} // independent blocks, 64 KiB
+	frame = append(frame, byte(xxh32Sum(frame[4:6])>>8))
+	block := []byte{0x1F, 0} // 1 literal, match length 15 + extra
+	block = append(block, 1, 0)
+	for extra := 100000 - 19; extra > 0; extra -= 255 {
+		block = append(block, byte(min(extra, 255)))
+		if extra == 255 {
+			block = append(block, 0)
+		}
+	}
+	block = append(block, 0x50, 0, 0, 0, 0, 0) // last sequence: 5 literals
+	frame = binary.LittleEndian.AppendUint32(frame, uint32(len(block)))
+	frame = append(append(frame, block...), 0, 0, 0, 0)
+	_, err = decodeLZ4(frame)
+	require.ErrorContains(t, err, "corrupt block")
 }
 
 // FuzzLZ4Reader feeds arbitrary bytes to the frame decoder: no panic, and

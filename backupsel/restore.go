@@ -53,8 +53,9 @@ type RestoreOptions struct {
 	// buffers per compressed archive); 0 means the Select buffer (256 KiB).
 	BufferSize int
 	// Writers is how many goroutines create and fill files while one reads
-	// the archive (and, for a compressed one, another decodes it); 0 means
-	// 4. Each file costs an open, writes and a close that mostly wait in
+	// the archive (and, for a compressed one, another decodes it); 0 or
+	// less means 4, more than 64 means 64. Memory does not grow with it:
+	// contents travel in one fixed pool of buffers. Each file costs an open, writes and a close that mostly wait in
 	// the kernel (journal, directory lock, page-cache copies), so more
 	// writers than cores still help; a very slow filesystem (many files
 	// being freed on ext4) can favour fewer.

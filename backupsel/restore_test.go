@@ -3,7 +3,9 @@ package backupsel_test
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/pgstage/pgstage/backupsel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func selectFixture(t *testing.T, fx fixture, layout backupsel.Layout) *backupsel.Backup {
@@ -89,6 +92,78 @@ func TestRestoreForms(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRestoreAcrossFilesystems restores an uncompressed backup kept on
+// tmpfs into ext4, where copy_file_range says EXDEV: writers fall back to
+// copying through the chunk pool, 64 of them sharing its 8 chunks.
+func TestRestoreAcrossFilesystems(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Skipf("no tmpfs at /dev/shm (%v): cannot make copy_file_range cross filesystems", err)
+	}
+	if err := unix.Statfs(os.TempDir(), &st); err != nil || st.Type == unix.TMPFS_MAGIC {
+		t.Skipf("%s is tmpfs too (%v)", os.TempDir(), err)
+	}
+	shm, err := os.MkdirTemp("/dev/shm", "pgstage-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	big := map[string]string{}
+	for i := range 20 {
+		big[fmt.Sprintf("base/1/big%d", i)] = strings.Repeat(fmt.Sprintf("%015d\n", i), 80000+i)
+	}
+	files := fixture{WAL: "archive", Files: big}.build(t)
+	writeFiles(t, shm, files)
+	restore := func(path string, writers int) string {
+		b, err := backupsel.Select(context.Background(), path, backupsel.Options{Verify: true})
+		require.NoError(t, err)
+		data := filepath.Join(t.TempDir(), "data")
+		_, err = b.Restore(context.Background(), data, backupsel.RestoreOptions{Writers: writers})
+		require.NoError(t, err)
+		return data
+	}
+	before := backupsel.CopyFallbacks()
+	across := restore(shm, 64)
+	require.Greater(t, backupsel.CopyFallbacks()-before, int64(len(big)), "files copied without copy_file_range")
+	// The same backup restored within one filesystem, by copy_file_range.
+	within := t.TempDir()
+	writeFiles(t, within, files)
+	before = backupsel.CopyFallbacks()
+	same := restore(within, 0)
+	require.Zero(t, backupsel.CopyFallbacks()-before)
+	require.Equal(t, treeSums(t, same), treeSums(t, across))
+	for name, want := range big {
+		got, err := os.ReadFile(filepath.Join(across, name))
+		require.NoError(t, err)
+		require.Equal(t, want, string(got), name)
+	}
+}
+
+// treeSums maps every path under dir to its mode and, for a file, its
+// content's SHA-256.
+func treeSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		sums[rel] = info.Mode().String()
+		if info.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sums[rel] += fmt.Sprintf(" %x", sha256.Sum256(data))
+		}
+		return nil
+	}))
+	return sums
 }
 
 func TestRestoreGroupAccessAndOwner(t *testing.T) {

@@ -83,7 +83,6 @@ func (x *extractor) startWriters(ctx context.Context, n int) {
 
 func (w *writers) run(ctx context.Context) {
 	defer w.done.Done()
-	var buf []byte // for copying ranges where the kernel cannot
 	for j := range w.jobs {
 		// After an error or cancellation, jobs are only drained: their
 		// chunks go back and the reader is never left waiting.
@@ -94,7 +93,7 @@ func (w *writers) run(ctx context.Context) {
 				case j.parts != nil:
 					return writeParts(f, j.parts, w)
 				case j.src != nil:
-					return w.copyRange(f, j.src, j.srcFD, j.off, j.size, &buf)
+					return w.copyRange(ctx, f, j.src, j.srcFD, j.off, j.size)
 				}
 				_, err := f.Write(j.data)
 				return err
@@ -133,15 +132,19 @@ func writeParts(f rawFile, parts chan *chunk, w *writers) error {
 // copyRange copies size bytes at off in src to f. copy_file_range takes the
 // offset itself, so writers share src without seeking it, and the bytes
 // never pass through this process; where the kernel cannot (src and f on
-// different filesystems, before Linux 5.3 or since 5.19), a plain copy.
-func (w *writers) copyRange(f rawFile, src *os.File, srcFD int, off, size int64, buf *[]byte) error {
+// different filesystems, before Linux 5.3 or since 5.19), a plain copy
+// through a chunk of the pool (the reader of an uncompressed archive file
+// takes none), so memory stays the pool's whatever the writer count.
+func (w *writers) copyRange(ctx context.Context, f rawFile, src *os.File, srcFD int, off, size int64) error {
 	for size > 0 && !w.noRange.Load() {
 		n, err := unix.CopyFileRange(srcFD, &off, f.fd, nil, int(min(size, 1<<30)), 0)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
+			// n is -1 here: nothing was copied.
 			w.noRange.Store(true)
+			continue
 		case err != nil:
 			return err
 		case n == 0:
@@ -152,15 +155,21 @@ func (w *writers) copyRange(f rawFile, src *os.File, srcFD int, off, size int64,
 	if size == 0 {
 		return nil
 	}
-	if *buf == nil {
-		*buf = make([]byte, chunkSize)
+	copyFallbacks.Add(1)
+	c, err := w.take(ctx)
+	if err != nil {
+		return err
 	}
-	n, err := io.CopyBuffer(f, io.NewSectionReader(src, off, size), *buf)
+	defer w.release(c)
+	n, err := io.CopyBuffer(f, io.NewSectionReader(src, off, size), c.buf)
 	if err == nil && n != size {
 		err = errTruncated
 	}
 	return err
 }
+
+// copyFallbacks counts files copied without copy_file_range, for tests.
+var copyFallbacks atomic.Int64
 
 func (w *writers) release(c *chunk) {
 	if c.refs.Add(-1) == 0 {

@@ -21,7 +21,8 @@
 # freed inodes out of reuse for a minute, and creating 22,000 files right
 # after removing 22,000 costs whichever command comes next several times
 # its time (see RESULTS.md). A sync before each command (untimed) keeps
-# earlier write-back out of it. About 45 GiB free is needed. The page cache is
+# earlier write-back out of it. About 45 GiB free is needed (more with
+# PGSTAGE_BENCH_WRITERS: a full restore per count and run). The page cache is
 # warm: the backup files are read once before the runs and stay cached
 # (the machine has far more memory than the backup). Each command runs
 # under /usr/bin/time -v (wall time, CPU, peak RSS).
@@ -32,7 +33,8 @@
 # reuse, write-back) is then the same for each count, which separate
 # invocations could not promise. Lines are then "form/wN".
 #
-# Output: one line per pair; summary: awk -f bench/backupsel_summary.awk.
+# Output: one line per backupsel command, beside its run's manual one;
+# summary: awk -f bench/backupsel_summary.awk.
 # Work files go to PGSTAGE_BENCH_DIR (default /var/tmp/pgstage-bench-real).
 # The corpus is kept between invocations: remove
 # $PGSTAGE_BENCH_DIR/corpus to make it again.

@@ -21,20 +21,23 @@ type LSN = pgcontrol.LSN
 // lag computed as receive - replay says 0).
 type Replay struct {
 	// Receiver is pg_stat_wal_receiver.status ("streaming", "starting",
-	// "waiting", "restarting", "stopping"); "" when no walreceiver runs.
+	// "waiting", "restarting", "stopping"; PostgreSQL's development branch
+	// adds "connecting"); "" when no walreceiver runs.
 	Receiver string
 	// ReceiverPID is the walreceiver's process ID; 0 without one.
 	ReceiverPID int
 	// Answered: the walreceiver has had a message from the source. A
 	// walreceiver says "streaming" from the moment it starts, before it has
-	// connected, and keeps saying so while the source refuses its
-	// START_REPLICATION (the WAL is already removed) until it exits and the
-	// next one starts. A walsender answers only an accepted
-	// START_REPLICATION, and its first message parts last_msg_send_time
-	// (the source's clock) from last_msg_receipt_time, which the
-	// walreceiver set to one same instant when it started. On an idle
-	// source that first message may take wal_receiver_timeout / 2 (the
-	// walreceiver's ping), so a stream may be accepted yet not Answered.
+	// connected, and keeps saying so when the source cannot serve it (the
+	// WAL is already removed: the walsender accepts START_REPLICATION, then
+	// fails before sending anything) until it exits and the next one
+	// starts. The walsender's first message parts last_msg_send_time (the
+	// source's clock) from last_msg_receipt_time, which the walreceiver
+	// set to one same instant when it started. On an idle source that
+	// first message may take wal_receiver_timeout / 2 (the walreceiver's
+	// ping), so a stream may be accepted yet not Answered. It stays true
+	// for the life of the process: a walreceiver that restarts streaming
+	// itself (at the end of a timeline) keeps its earlier times.
 	Answered bool
 	// ReceiveLSN is the end of the WAL received and flushed by streaming
 	// (pg_last_wal_receive_lsn); ReplayLSN the end of the WAL applied

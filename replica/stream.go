@@ -131,12 +131,14 @@ func scanLog(text string) (streamLine, fault string, final bool) {
 //
 // The status alone does not prove a stream: a walreceiver says "streaming"
 // from the moment it starts, before it has connected, and goes on saying so
-// while the source refuses its START_REPLICATION (WAL already removed), until
-// it exits and the next one starts. What proves it is a message from the
-// walsender, which answers only an accepted START_REPLICATION: the
-// walreceiver sets last_msg_send_time and last_msg_receipt_time to one same
-// instant when it starts, and they part at the first message (the source's
-// clock and ours).
+// when the source cannot serve it (WAL already removed: the walsender
+// accepts START_REPLICATION, then fails before sending anything), until it
+// exits and the next one starts. What proves it is a message from the
+// walsender, sent only once it streams: the walreceiver sets
+// last_msg_send_time and last_msg_receipt_time to one same instant when it
+// starts, and they part at the first message (the source's clock and ours).
+// An idle source may send none for wal_receiver_timeout / 2: then the log's
+// "started streaming" line with no fault after it tells.
 func (s *Standby) receiverStatus(ctx context.Context) (status string, heard bool, err error) {
 	row, err := s.queryRow(ctx, "SELECT status, (last_msg_send_time IS DISTINCT FROM last_msg_receipt_time)::text FROM pg_stat_wal_receiver")
 	if err != nil || row == nil {

@@ -72,10 +72,21 @@ type replayCheck struct {
 	// down is when the walreceiver was first seen not streaming; zero
 	// while it streams.
 	down time.Time
-	// saidStreaming is the walreceiver that said "streaming" at the last
-	// answer, the source unheard (0: none).
-	saidStreaming int
+	// unanswered is the walreceiver that said "streaming" at the last
+	// answer with the source unheard (pid 0: none), and when it was first
+	// seen so.
+	unanswered struct {
+		pid   int
+		since time.Time
+	}
 }
+
+// unansweredStreams is how long one walreceiver must say "streaming"
+// without a message from the source before the monitor believes it: a
+// refused one lives through a connection and a few round trips (more on a
+// loaded host), an accepted one on an idle source until its first message
+// (up to wal_receiver_timeout / 2).
+const unansweredStreams = 2 * time.Second
 
 type received struct {
 	at  time.Time
@@ -94,7 +105,7 @@ type verdict struct {
 // observe takes one answer at now.
 func (c *replayCheck) observe(now time.Time, rp replica.Replay) verdict {
 	v := verdict{next: c.cfg.Interval, detail: fmt.Sprintf("received up to %s, replayed up to %s", rp.ReceiveLSN, rp.ReplayLSN)}
-	if c.streams(rp) {
+	if c.streams(now, rp) {
 		c.down = time.Time{}
 	} else if c.down.IsZero() {
 		c.down = now
@@ -131,20 +142,22 @@ func (c *replayCheck) observe(now time.Time, rp replica.Replay) verdict {
 	return v
 }
 
-// streams tells whether rp shows a walreceiver streaming. One the source
-// has answered does. One that says "streaming" unanswered may be waiting
-// for the first message of an idle source, or be refused
-// (replica.Replay.Answered): it counts once the same walreceiver says so
-// at two answers in a row, since a refused one exits at once and the next
-// is another process.
-func (c *replayCheck) streams(rp replica.Replay) bool {
-	said := rp.Streaming()
-	last := c.saidStreaming
-	c.saidStreaming = 0
-	if said && !rp.Answered {
-		c.saidStreaming = rp.ReceiverPID
+// streams tells whether rp, at now, shows a walreceiver streaming. One the
+// source has answered does. One that says "streaming" unanswered may be
+// waiting for the first message of an idle source, or be refused
+// (replica.Replay.Answered): it counts once the same walreceiver has said
+// so for unansweredStreams (at most half the grace), measured in time, not
+// answers, since answers come faster as the grace runs out. A refused one
+// exits at once and the next is another process.
+func (c *replayCheck) streams(now time.Time, rp replica.Replay) bool {
+	if !rp.Streaming() || rp.Answered || rp.ReceiverPID == 0 {
+		c.unanswered.pid = 0
+		return rp.Streaming() && rp.Answered
 	}
-	return said && (rp.Answered || rp.ReceiverPID != 0 && rp.ReceiverPID == last)
+	if c.unanswered.pid != rp.ReceiverPID {
+		c.unanswered.pid, c.unanswered.since = rp.ReceiverPID, now
+	}
+	return now.Sub(c.unanswered.since) >= min(unansweredStreams, c.cfg.ReceiverGrace/2)
 }
 
 // record notes the receive position, if new, and drops those applied.
@@ -169,7 +182,7 @@ func (c *replayCheck) record(now time.Time, rp replica.Replay) {
 
 // unknown forgets what depends on the answers following each other: the
 // server could not be asked (stopped, restarting).
-func (c *replayCheck) unknown() { c.down = time.Time{} }
+func (c *replayCheck) unknown() { c.down, c.unanswered.pid = time.Time{}, 0 }
 
 // monitorRun is a running monitor.
 type monitorRun struct {

@@ -100,6 +100,9 @@ func TestReplayCheck(t *testing.T) {
 		{name: "accepted, the idle source not heard yet: streaming", answers: idleSource},
 		{name: "one unanswered answer is not streaming", answers: []answer{{0, replica.Replay{}}, {9 * s, unanswered(5)}, {10 * s, unanswered(6)}},
 			want: ReasonReceiverDown, wantSince: 0},
+		{name: "one refused walreceiver seen at answers close together: not streaming", answers: []answer{{0, replica.Replay{}},
+			{9900 * time.Millisecond, unanswered(5)}, {9950 * time.Millisecond, unanswered(5)}, {10 * s, unanswered(5)}},
+			want: ReasonReceiverDown, wantSince: 0},
 		{name: "walreceiver back", answers: []answer{{0, replica.Replay{Receiver: ""}}, {8 * s, streaming(100, 100)}, {20 * s, replica.Replay{Receiver: "starting"}}}},
 	}
 	for _, tc := range cases {

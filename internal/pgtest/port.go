@@ -49,7 +49,7 @@ func FreePort(tb testing.TB) int {
 	return 0
 }
 
-// bindable reports whether a server could bind port now, on any address:
+// bindable reports whether a server could bind port now, on every address:
 // the staging's own check (netcheck, as stage and replica call it) binds
 // the wildcard, which Go makes an IPv6 socket taking IPv4 too, so a port
 // held on ::1 alone (a server on "localhost" whose IPv4 bind failed) was
