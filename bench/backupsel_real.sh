@@ -17,15 +17,21 @@
 #
 # against bench/backupsel_restore (Select, settle check off, no checksums;
 # then Restore). Each command writes into a new directory of the work
-# filesystem, and outputs are removed only after the last run: ext4 keeps
-# freed inodes out of reuse for a minute, and creating 22,000 files right
-# after removing 22,000 costs whichever command comes next several times
-# its time (see RESULTS.md). A sync before each command (untimed) keeps
-# earlier write-back out of it. About 45 GiB free is needed (more with
-# PGSTAGE_BENCH_WRITERS: a full restore per count and run). The page cache is
-# warm: the backup files are read once before the runs and stay cached
-# (the machine has far more memory than the backup). Each command runs
-# under /usr/bin/time -v (wall time, CPU, peak RSS).
+# filesystem, and a form's outputs are removed only after its last run:
+# ext4 keeps freed inodes out of reuse for a while, and creating 22,000
+# files right after removing 22,000 costs whichever command comes next
+# several times its time (see RESULTS.md). After each form its outputs are
+# removed, then (untimed) a sync, PGSTAGE_BENCH_SETTLE seconds (default 90)
+# for ext4 to settle, and the backup files read again. Keeping every form's
+# outputs instead would fill the page cache: 30 restores of 1.1 GiB are
+# more than this machine's 24 GiB, and then the backup files drop out of
+# the cache and page reclaim costs every command (a run of that kind
+# tripled both sides' CPU time). A sync before each command (untimed)
+# keeps earlier write-back out of it. About 1.2 GiB free is needed per
+# command of a form (runs x (1 + writer counts): 11 GiB for 3 runs of two
+# counts), plus the corpus. The page cache is warm: the
+# backup files are read before each form and stay cached. Each command
+# runs under /usr/bin/time -v (wall time, CPU, peak RSS).
 #
 # PGSTAGE_BENCH_WRITERS="2 4" restores with each of those writer counts
 # (backupsel_restore -writers) inside every run, beside the one manual
@@ -95,7 +101,16 @@ echo "backup: $files files in base.tar, $(( $(stat -c %s "$c/plain/base.tar") >>
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib manual_cpu_s backupsel_cpu_s backupsel_steps"
 variants=(${writers:-default})
+settle=${PGSTAGE_BENCH_SETTLE:-90}
+first=1
 for form in $forms; do
+	if [ $first = 0 ]; then
+		rm -rf "$outs" "$outs".*
+		sync
+		sleep "$settle"
+		cat "$corpus"/*/* > /dev/null
+	fi
+	first=0
 	for run in $(seq "$runs"); do
 		# The commands of this run: the manual one and each writer
 		# count, rotated by the run number.
