@@ -33,6 +33,12 @@
 # backup files are read before each form and stay cached. Each command
 # runs under /usr/bin/time -v (wall time, CPU, peak RSS).
 #
+# PGSTAGE_BENCH_FRESH_FS=1 (root) gives each form a new ext4 on a loop
+# device (direct I/O, inode tables initialised by mkfs so no background
+# initialisation runs) instead of the work filesystem: removing a form's
+# 10 GiB of outputs from the work filesystem slowed both sides 3-6x for
+# many minutes after, beyond any settle time tried (see RESULTS.md).
+#
 # PGSTAGE_BENCH_WRITERS="2 4" restores with each of those writer counts
 # (backupsel_restore -writers) inside every run, beside the one manual
 # command, the order rotating from run to run: the filesystem state (inode
@@ -102,9 +108,36 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib manual_cpu_s backupsel_cpu_s backupsel_steps"
 variants=(${writers:-default})
 settle=${PGSTAGE_BENCH_SETTLE:-90}
+fresh=${PGSTAGE_BENCH_FRESH_FS:-0}
+mnt=$work/mnt img=$work/fs.img loopdev=""
+drop_fs() {
+	if [ -n "$loopdev" ]; then
+		umount "$mnt" && losetup -d "$loopdev"
+		loopdev=""
+	fi
+	rm -f "$img"
+}
+fresh_fs() { # a new ext4 on a loop device for the next form's outputs
+	drop_fs
+	truncate -s "$(( (runs * (${#variants[@]} + 1) * 14 / 10 + 4) ))G" "$img"
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img"
+	loopdev=$(losetup -f --show --direct-io=on "$img")
+	mkdir -p "$mnt"
+	mount "$loopdev" "$mnt"
+	outs=$mnt/out
+}
+if [ "$fresh" = 1 ]; then
+	[ "$(id -u)" = 0 ] || { echo "backupsel_real.sh: PGSTAGE_BENCH_FRESH_FS=1 needs root (losetup, mount)" >&2; exit 1; }
+	trap drop_fs EXIT
+	echo "outputs: a fresh ext4 per form (loop device, direct I/O, made with its inode tables initialised)"
+fi
 first=1
 for form in $forms; do
-	if [ $first = 0 ]; then
+	if [ "$fresh" = 1 ]; then
+		fresh_fs
+		sync
+		cat "$corpus"/*/* > /dev/null
+	elif [ $first = 0 ]; then
 		rm -rf "$outs" "$outs".*
 		sync
 		sleep "$settle"
@@ -137,3 +170,4 @@ for form in $forms; do
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$outs" "$outs".*
+drop_fs
