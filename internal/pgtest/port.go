@@ -55,7 +55,7 @@ func FreePort(tb testing.TB) int {
 // held on ::1 alone (a server on "localhost" whose IPv4 bind failed) was
 // free to a tcp4-only check here and in use to the staging's.
 func bindable(port int) bool {
-	return netcheck.PortFree(port, []string{"*", "127.0.0.1", "0.0.0.0"}, nil) == nil
+	return netcheck.PortFree(port, []string{"*", "127.0.0.1"}, nil) == nil
 }
 
 // portRange is [lo, hi): ports below the ephemeral range, above the
