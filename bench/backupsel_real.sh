@@ -39,6 +39,25 @@
 # 10 GiB of outputs from the work filesystem slowed both sides 3-6x for
 # many minutes after, beyond any settle time tried (see RESULTS.md).
 #
+# PGSTAGE_BENCH_MEMORY says what memory each command starts from. On a VM
+# whose balloon reports free pages to the host (free page reporting: the
+# machine of bench/RESULTS.md), memory left free for a few seconds goes back
+# to the host, and the command that next fills the page cache with it pays
+# for the host to fault it in again: up to 3x its system time, whichever
+# tool it is. Which side gets that memory depends on the kernel's free lists
+# (writes in small pieces take the guest's small free fragments first), so a
+# comparison is fair only when both start from the same memory:
+#   warm (default)  before each command (untimed, after its sync),
+#                   bench/memwarm touches and releases PGSTAGE_BENCH_WARM_GIB
+#                   GiB (default 4: more than one command's page cache), and
+#                   the command starts on memory the guest holds. Each warm
+#                   step's time is printed ("# memwarm ..."): over about
+#                   0.3 s per GiB, the memory had gone back to the host.
+#   cold            before each command (untimed, after its sync), a pause
+#                   of PGSTAGE_BENCH_COLD_PAUSE seconds (default 10), so the
+#                   memory freed before it has been reported: what a restore
+#                   meets on such a VM after a while idle.
+#
 # PGSTAGE_BENCH_WRITERS="2 4" restores with each of those writer counts
 # (backupsel_restore -writers) inside every run, beside the one manual
 # command, the order rotating from run to run: the filesystem state (inode
@@ -57,6 +76,13 @@ runs=${PGSTAGE_BENCH_RUNS:-3}
 forms=${PGSTAGE_BENCH_FORMS:-plain gzip lz4 zstd zip sync}
 corpus=$work/corpus
 mkdir -p "$work"
+memory=${PGSTAGE_BENCH_MEMORY:-warm}
+warm_gib=${PGSTAGE_BENCH_WARM_GIB:-4}
+cold_pause=${PGSTAGE_BENCH_COLD_PAUSE:-10}
+case $memory in
+warm | cold) ;;
+*) echo "backupsel_real.sh: PGSTAGE_BENCH_MEMORY=$memory: want warm or cold" >&2; exit 2 ;;
+esac
 for tool in tar gzip lz4 zstd unzip /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "backupsel_real.sh: $tool missing (apt-get install ${tool##*/})" >&2; exit 1; }
 done
@@ -65,6 +91,7 @@ if [ ! -f "$corpus/zip/PostgreSQL_T20261201.zip" ]; then
 	PGSTAGE_BENCH_CORPUS=$corpus go test -count=1 -timeout 60m -run TestMakeRealCorpus ./bench/backupsel_restore >&2
 fi
 go build -o "$work/backupsel_restore" ./bench/backupsel_restore
+go build -o "$work/memwarm" ./bench/memwarm
 cat "$corpus"/*/* > /dev/null # warm the page cache
 
 outs=$work/out
@@ -73,6 +100,11 @@ measure() { # NAME CMD...: prints "NAME wall_s rss_kib cpu_s stderr"
 	local name=$1; shift
 	mkdir -p "$out"
 	sync
+	if [ "$memory" = warm ]; then
+		echo "# memwarm before $name $(basename "$out"): $("$work/memwarm" -gib "$warm_gib")" >&2
+	else
+		sleep "$cold_pause"
+	fi
 	/usr/bin/time -v -o "$work/time.txt" "$@" 2> "$work/stderr.txt" >/dev/null || { cat "$work/stderr.txt" >&2; exit 1; }
 	local wall rss cpu
 	wall=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/time.txt")
@@ -103,7 +135,14 @@ ours() { # FORM WRITERS: the backupsel command for a form
 }
 
 files=$(tar -tf "$c/plain/base.tar" | grep -vc '/$')
-echo "backup: $files files in base.tar, $(( $(stat -c %s "$c/plain/base.tar") >> 20 )) MiB; $(nproc) CPUs; $(df -T "$work" | awk 'NR==2{print $2}') at $work; $(uname -r); page cache warm"
+echo "backup: $files files in base.tar, $(( $(stat -c %s "$c/plain/base.tar") >> 20 )) MiB; $(nproc) CPUs; $(df -T "$work" | awk 'NR==2{print $2}') at $work; $(uname -r); page cache warm (the backup files); memory $memory$([ "$memory" = warm ] && echo " ($warm_gib GiB touched and released before each command)" || echo " ($cold_pause s pause before each command)")"
+reporting=off # a virtio balloon with VIRTIO_BALLOON_F_REPORTING (feature bit 5)
+for d in /sys/bus/virtio/devices/*; do
+	if [ "$(cat "$d/device" 2>/dev/null)" = 0x0005 ] && [ "$(cut -c6 "$d/features" 2>/dev/null)" = 1 ]; then
+		reporting="on, blocks of order $(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo '?')"
+	fi
+done
+echo "free page reporting to a hypervisor: $reporting"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "form manual_wall_s backupsel_wall_s ratio manual_rss_kib backupsel_rss_kib manual_cpu_s backupsel_cpu_s backupsel_steps"
 variants=(${writers:-default})
