@@ -37,9 +37,10 @@ type RestoreOptions struct {
 	// and the total (Backup.TotalBytes), and once at the end with done == total.
 	Progress func(done, total int64)
 	// Sync makes every restored file and directory durable before Restore
-	// returns: each file's write-out starts as soon as it is written
-	// (sync_file_range), one syncfs per target filesystem waits for all of
-	// it, then pg_control is written and fsynced last. It is off by default
+	// returns: each file over 1 MiB starts its write-out as soon as it is
+	// written (sync_file_range), one syncfs per target filesystem writes
+	// the small files out together and waits for all of it, then
+	// pg_control is written and fsynced last. It is off by default
 	// because PostgreSQL fsyncs the whole data directory itself at its first
 	// start after a restore: a backup's pg_control never says the server
 	// shut down cleanly, so StartupXLOG calls SyncDataDirectory (fd.c)
