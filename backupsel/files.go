@@ -158,7 +158,7 @@ func (m *fileMaker) writeFile(p string, fill func(f rawFile) error) error {
 // together. On the real backup of bench/RESULTS.md (22,000 files, 13 of
 // them over 1 MiB holding 80% of the bytes), starting every file's
 // write-out made a Sync restore take 0.87-1.12x `tar -xf && sync`; starting
-// only those 13, 0.47-0.66x (64 KiB and 16 MiB thresholds did as well).
+// only those 13, 0.47-0.66x (16 MiB did the same, 64 KiB 0.56-0.78x).
 const writeAheadMin = chunkSize
 
 // writeAheadOf says whether the file open at fd is large enough to start
