@@ -7,7 +7,7 @@
 // guest hands free 2 MiB blocks back a few seconds after they are freed, and
 // the next write into them waits for the host to fault them in again. Any
 // command that fills the page cache then pays for it: on the machine of
-// bench/RESULTS.md, GNU tar's system time for one restore went from 2.2 s
+// bench/RESULTS.md, GNU tar's system time for one restore went from 2.4 s
 // to 6.3 s. bench/backupsel_real.sh runs memwarm before each timed command
 // (PGSTAGE_BENCH_MEMORY=warm), so both sides start from the same memory.
 //
