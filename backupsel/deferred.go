@@ -43,7 +43,10 @@ import (
 // and sizes against backup_manifest) are made by Restore while it writes,
 // and a stream found damaged then is a [*NotWholeError]; see
 // [Backup.Restore].
-func (b *Backup) inspectDeferred(ctx context.Context, st *scanState) (bool, error) {
+//
+// manifest waits for backup_manifest (see loadManifest) before its sizes
+// are counted.
+func (b *Backup) inspectDeferred(ctx context.Context, st *scanState, manifest func() error) (bool, error) {
 	var walArchive *Archive
 	for i := range b.Archives {
 		if b.Archives[i].Role == RoleWAL {
@@ -101,6 +104,9 @@ func (b *Backup) inspectDeferred(ctx context.Context, st *scanState) (bool, erro
 		return false, err
 	}
 	b.TotalBytes = walArchive.ContentBytes
+	if err := manifest(); err != nil {
+		return false, err
+	}
 	if b.Manifest != nil {
 		for _, f := range b.Manifest.Files {
 			b.TotalBytes += f.Size

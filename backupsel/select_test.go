@@ -195,6 +195,28 @@ func TestSelect(t *testing.T) {
 			wantPassed: map[string]string{"PostgreSQL_T20261124100000": "own checksum does not match"},
 		},
 		{
+			// backup_manifest is parsed while base.tar is walked; its
+			// fault is still the one named, as when it was read first.
+			name:       "damaged manifest and base.tar",
+			setup:      damagedManifestAndTar,
+			wantPassed: map[string]string{"PostgreSQL_T20261124100000": "own checksum does not match"},
+		},
+		{
+			name:       "damaged manifest and base.tar, with Verify",
+			setup:      damagedManifestAndTar,
+			opts:       backupsel.Options{Verify: true},
+			wantPassed: map[string]string{"PostgreSQL_T20261124100000": "own checksum does not match"},
+		},
+		{
+			name: "base.tar cut short, manifest whole",
+			setup: func(t *testing.T, dir string) {
+				files := fixture{Manifest: true}.build(t)
+				files["base.tar"] = files["base.tar"][:len(files["base.tar"])-2048]
+				writeFiles(t, filepath.Join(dir, "PostgreSQL_T20261124100000"), files)
+			},
+			wantPassed: map[string]string{"PostgreSQL_T20261124100000": "cut short"},
+		},
+		{
 			name: "zip without central directory",
 			setup: func(t *testing.T, dir string) {
 				zp := filepath.Join(dir, "PostgreSQL_T20261124.zip")
@@ -368,4 +390,13 @@ func TestSelectMissingPath(t *testing.T) {
 	_, err := backupsel.Select(context.Background(), filepath.Join(t.TempDir(), "nope"), backupsel.Options{})
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, os.ErrNotExist), "got %v", err)
+}
+
+// damagedManifestAndTar writes a backup whose backup_manifest fails its own
+// checksum and whose base.tar is cut short.
+func damagedManifestAndTar(t *testing.T, dir string) {
+	files := fixture{Manifest: true}.build(t)
+	files["backup_manifest"] = []byte(strings.Replace(string(files["backup_manifest"]), "\"Size\": 8192", "\"Size\": 8193", 1))
+	files["base.tar"] = files["base.tar"][:len(files["base.tar"])-2048]
+	writeFiles(t, filepath.Join(dir, "PostgreSQL_T20261124100000"), files)
 }
