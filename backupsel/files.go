@@ -125,7 +125,8 @@ func (m *fileMaker) open(p string) (rawFile, error) {
 }
 
 // writeFile is the one way a restore writes a file: create p, fill it,
-// give it its mode and owner, start its write-out when asked, close it.
+// give it its mode and owner, start its write-out when asked and it is
+// larger than writeAheadMin, close it.
 func (m *fileMaker) writeFile(p string, fill func(f rawFile) error) error {
 	f, err := m.create(p)
 	if err != nil {
@@ -159,7 +160,7 @@ func (m *fileMaker) writeFile(p string, fill func(f rawFile) error) error {
 // them over 1 MiB holding 80% of the bytes), starting every file's
 // write-out made a Sync restore take 0.87-1.12x `tar -xf && sync`; starting
 // only those 13, 0.47-0.66x (16 MiB did the same, 64 KiB 0.56-0.78x).
-const writeAheadMin = chunkSize
+const writeAheadMin = 1 << 20
 
 // writeAheadOf says whether the file open at fd is large enough to start
 // its write-out early (see writeAheadMin).

@@ -71,9 +71,13 @@ func inspect(ctx context.Context, c Candidate, opts Options, settle time.Duratio
 			return nil, err
 		}
 	}
-	manifest := b.loadManifest(manifestFile)
-	// fail reports a bad backup_manifest before what the walk found, as
-	// when the manifest was read first; it also waits for the reading.
+	// A bad backup_manifest stops the walk at once (a compressed base.tar
+	// read through could take minutes), and fail names it before what the
+	// walk found, as when the manifest was read first; fail also waits for
+	// the reading.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	manifest := b.loadManifest(manifestFile, stop)
 	fail := func(err error) (*Backup, error) {
 		if merr := manifest(); merr != nil {
 			return nil, merr
@@ -141,10 +145,11 @@ func inspect(ctx context.Context, c Candidate, opts Options, settle time.Duratio
 // loadManifest reads and parses backup_manifest f (nil: none) on a
 // goroutine of its own, so that its JSON (3 MB and 0.08 s for the 22,000
 // files of bench/RESULTS.md's real backup) is decoded while the archives
-// are walked. The returned wait sets b.Manifest and reports what went
-// wrong; it may be called any number of times, and every use of b.Manifest
-// in a Select comes after one.
-func (b *Backup) loadManifest(f *candidateFile) (wait func() error) {
+// are walked; what goes wrong is also given to stop, to end the walk. The
+// returned wait sets b.Manifest and reports what went wrong; it may be
+// called any number of times, and every use of b.Manifest in a Select
+// comes after one.
+func (b *Backup) loadManifest(f *candidateFile, stop context.CancelCauseFunc) (wait func() error) {
 	if f == nil {
 		return func() error { return nil }
 	}
@@ -158,6 +163,9 @@ func (b *Backup) loadManifest(f *candidateFile) (wait func() error) {
 		defer close(done)
 		if raw, err = readWhole(b, f.path, 64<<20); err == nil {
 			m, err = ParseManifest(raw)
+		}
+		if err != nil {
+			stop(err)
 		}
 	}()
 	return func() error {

@@ -22,7 +22,9 @@ import (
 // of the restore is still to be written, with Sync almost nothing is. The
 // backup holds both kinds of files Sync treats apart: small ones, written
 // out together by its syncfs, and large ones, whose write-out starts as
-// each is closed.
+// each is closed. No background write lands in the count: mkfs on an image
+// file zeroes the inode tables by punching holes (every group is
+// ITABLE_ZEROED), so the kernel's lazy init has nothing to write.
 func TestRestoreSyncDurable(t *testing.T) {
 	fsys := pgtest.MountLoop(t, "ext4", 256<<20)
 	files := map[string]string{}
@@ -56,7 +58,7 @@ func TestRestoreSyncDurable(t *testing.T) {
 	restored, after := written("nosync", backupsel.RestoreOptions{})
 	require.Greater(t, restored, int64(14<<20))
 	// The measure itself: without Sync, the restore is mostly in memory.
-	require.Greater(t, after, restored/2, "without Sync, a syncfs after Restore wrote only %d of %d bytes: the device count does not see the restore", after, restored)
+	require.Greater(t, after, restored/2, "without Sync, a syncfs after Restore wrote only %d of %d bytes: the device count does not see the restore, or the kernel wrote it out during Restore (dirty page limits: see /proc/sys/vm/dirty_*)", after, restored)
 
 	restored, after = written("sync", backupsel.RestoreOptions{Sync: true})
 	require.Less(t, after, restored/20, "with Sync, a syncfs after Restore still wrote %d of %d bytes", after, restored)
