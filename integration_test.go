@@ -594,9 +594,14 @@ func TestLinkerKilled(t *testing.T) {
 			p.Stop(t, "fast")
 			s.waitEvent(t, walwatch.KindFault)
 			require.NoError(t, s.l.Close())
+			logDir := filepath.Join(s.cfg.Staging.DataDir+".pgstage", "log")
+			started := logCount(t, logDir, "started streaming WAL from primary")
 			p.Start(t)
-			// Streaming resumes while nothing watches.
-			for deadline := time.Now().Add(waitLimit); s.query(t, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") != "streaming"; time.Sleep(50 * time.Millisecond) {
+			// Streaming resumes while nothing watches. The walreceiver says
+			// "streaming" from the moment it starts, before it connects: what
+			// Open must find is the log's word that it streams again.
+			for deadline := time.Now().Add(waitLimit); logCount(t, logDir, "started streaming WAL from primary") == started ||
+				s.query(t, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") != "streaming"; time.Sleep(50 * time.Millisecond) {
 				require.True(t, time.Now().Before(deadline), "the staging did not stream again")
 			}
 			l, err := stage.Open(ctx, stage.Config{Staging: stage.Staging{DataDir: s.cfg.Staging.DataDir}, Source: stage.Source{Password: stage.Password(p.ReplPassword)}})

@@ -139,6 +139,21 @@ func waitGone(t *testing.T, pid int) {
 }
 
 // newestLog is the tail of the staging server log written last.
+// logCount counts the lines of the staging server logs in dir that hold
+// text.
+func logCount(t *testing.T, dir, text string) int {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "staging*.log"))
+	require.NoError(t, err)
+	n := 0
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		require.NoError(t, err)
+		n += strings.Count(string(data), text)
+	}
+	return n
+}
+
 func newestLog(dir string) string {
 	names, _ := filepath.Glob(filepath.Join(dir, "staging*.log"))
 	var best string
