@@ -116,19 +116,16 @@ func inspect(ctx context.Context, c Candidate, opts Options, settle time.Duratio
 		if err := b.learn(st); err != nil {
 			return fail(err)
 		}
-		if err := manifest(); err != nil {
-			return nil, err
-		}
-		if b.Manifest != nil {
-			if err := b.Manifest.compare(b.Name, st.sizes, st.sums); err != nil {
-				return nil, err
-			}
-		}
 	}
 	if err := manifest(); err != nil {
 		return nil, err
 	}
 	if b.Manifest != nil {
+		if !b.Deferred {
+			if err := b.Manifest.compare(b.Name, st.sizes, st.sums); err != nil {
+				return nil, err
+			}
+		}
 		if b.Manifest.SystemIdentifier != 0 && b.Manifest.SystemIdentifier != b.SystemIdentifier {
 			return nil, reasonf("backup_manifest system identifier %d differs from the backup's %d (global/pg_control, or the WAL when deferred)",
 				b.Manifest.SystemIdentifier, b.SystemIdentifier)
